@@ -1,0 +1,56 @@
+// One build script, several entry points. Each bundle is self-contained CommonJS for
+// Node; `vscode` stays external because the editor provides it at run time.
+import * as esbuild from 'esbuild';
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const dist = join(root, 'dist');
+mkdirSync(dist, { recursive: true });
+
+const nodeEntries = {
+  cli: 'server/cli.ts',
+  extension: 'extension/extension.ts',
+  languageServer: 'language-server/main.ts',
+};
+
+const entryPoints = Object.fromEntries(
+  Object.entries(nodeEntries).filter(([, file]) => existsSync(join(root, file))),
+);
+
+await esbuild.build({
+  absWorkingDir: root,
+  entryPoints,
+  outdir: dist,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  logLevel: 'warning',
+  // tfjs-core's CommonJS entry registers no gradients; its ESM build does.
+  mainFields: ['module', 'main'],
+  external: ['vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  banner: { js: '#!/usr/bin/env node' },
+});
+
+if (existsSync(join(root, 'webview/main.ts'))) {
+  await esbuild.build({
+    absWorkingDir: root,
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: dist,
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+}
+
+// The wasm backend loads its .wasm binaries from beside the bundle (see server/engine/backend.ts).
+const wasmDir = join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist');
+for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) {
+  cpSync(join(wasmDir, f), join(dist, f));
+}
