@@ -1,0 +1,133 @@
+// The LSP handlers: thin forwarding from the connection to the pure service in
+// ./service. Started over stdio by main.ts (the extension's language client) and by
+// `qlora lsp --stdio`.
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CodeActionKind,
+  createConnection,
+  ProposedFeatures,
+  TextDocuments,
+  TextDocumentSyncKind,
+  type Connection,
+  type InitializeResult,
+} from 'vscode-languageserver/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import {
+  codeActions,
+  codeLenses,
+  complete,
+  DEFAULT_SETTINGS,
+  diagnostics,
+  hover,
+  readSettings,
+  type QloraDocument,
+  type QloraSettings,
+} from './service';
+
+/** Characters after which a client should ask for completion without a keystroke of a name. */
+const TRIGGER_CHARACTERS = [':', ' ', '/', '[', ',', '-'];
+
+/**
+ * Serves `.qlora` documents on `connection` (by default one over the transport named on
+ * the command line, stdio when none is) and starts listening. Returns the connection.
+ */
+export function startLanguageServer(connection: Connection = createConnection(ProposedFeatures.all)): Connection {
+  const documents = new TextDocuments(TextDocument);
+  let settings: QloraSettings = DEFAULT_SETTINGS;
+  let workspaceFolder: string | undefined;
+  const pending = new Map<string, NodeJS.Immediate>();
+
+  const view = (uri: string): { doc: QloraDocument; text: TextDocument } | undefined => {
+    const text = documents.get(uri);
+    return text ? { doc: { text: text.getText(), baseDir: baseDirOf(uri, workspaceFolder) }, text } : undefined;
+  };
+
+  const validate = (uri: string): void => {
+    const v = view(uri);
+    if (!v) return;
+    connection.sendDiagnostics({ uri, version: v.text.version, diagnostics: diagnostics(v.doc, settings) });
+  };
+
+  /** Validates once per burst of changes: the latest text wins. */
+  const schedule = (uri: string): void => {
+    if (pending.has(uri)) return;
+    pending.set(
+      uri,
+      setImmediate(() => {
+        pending.delete(uri);
+        validate(uri);
+      }),
+    );
+  };
+  const revalidateAll = () => documents.all().forEach((d) => schedule(d.uri));
+
+  connection.onInitialize((params): InitializeResult => {
+    settings = readSettings(params.initializationOptions);
+    const folder = params.workspaceFolders?.[0]?.uri ?? params.rootUri ?? undefined;
+    workspaceFolder = folder?.startsWith('file:') ? pathOf(folder) : undefined;
+    return {
+      capabilities: {
+        textDocumentSync: TextDocumentSyncKind.Incremental,
+        completionProvider: { triggerCharacters: TRIGGER_CHARACTERS },
+        hoverProvider: true,
+        codeLensProvider: { resolveProvider: false },
+        codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+      },
+      serverInfo: { name: 'qlora-language-server', version: '0.1.0' },
+    };
+  });
+
+  connection.onDidChangeConfiguration((change) => {
+    const section = (change.settings as { qlora?: unknown } | null)?.qlora;
+    if (section !== undefined) settings = readSettings(section);
+    revalidateAll();
+  });
+  // Data and model files change on disk too: re-check what is open.
+  connection.onDidChangeWatchedFiles(revalidateAll);
+
+  documents.onDidChangeContent((e) => schedule(e.document.uri));
+  documents.onDidSave((e) => schedule(e.document.uri));
+  documents.onDidClose((e) => {
+    const timer = pending.get(e.document.uri);
+    if (timer) clearImmediate(timer);
+    pending.delete(e.document.uri);
+    connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
+  });
+
+  connection.onCompletion((p) => {
+    const v = view(p.textDocument.uri);
+    return v ? complete(v.doc, p.position, settings) : [];
+  });
+  connection.onHover((p) => {
+    const v = view(p.textDocument.uri);
+    return v ? hover(v.doc, p.position, settings) : null;
+  });
+  connection.onCodeLens((p) => {
+    const v = view(p.textDocument.uri);
+    return v ? codeLenses(v.doc, p.textDocument.uri, settings) : [];
+  });
+  connection.onCodeAction((p) => {
+    const v = view(p.textDocument.uri);
+    return v ? codeActions(v.doc, p.textDocument.uri, p.range, settings) : [];
+  });
+
+  documents.listen(connection);
+  connection.listen();
+  return connection;
+}
+
+/** The folder relative paths resolve against: the file's own, else the workspace's. */
+function baseDirOf(uri: string, workspaceFolder: string | undefined): string {
+  const path = uri.startsWith('file:') ? pathOf(uri) : undefined;
+  return path ? dirname(path) : (workspaceFolder ?? process.cwd());
+}
+
+/** The path of a file URI; undefined for one Node cannot map (a remote host, say). */
+function pathOf(uri: string): string | undefined {
+  try {
+    return fileURLToPath(uri);
+  } catch {
+    return undefined;
+  }
+}

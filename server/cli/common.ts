@@ -1,0 +1,67 @@
+// What the `qlora` subcommands share: option parsing, loading a model (plus adapter)
+// onto the chosen backend, and turning failures into one clear line.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
+import { BACKENDS, initBackend, type BackendChoice, type BackendInfo } from '../engine/backend';
+import { loadModel } from '../engine/formats/modelFolder';
+import { LlamaModel, type Quantization, type QuantizationOptions } from '../engine/model/llama';
+import { LoraAdapter } from '../engine/lora/adapter';
+import { readAdapter } from '../engine/lora/peft';
+import type { Tokenizer } from '../engine/tokenizer/types';
+
+/** A mistake in how the command was called: printed with the usage line, exit code 2. */
+export class UsageError extends Error {}
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, allowPositionals, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export const quantOptions = {
+  quantization: { type: 'string' },
+  'no-double-quant': { type: 'boolean' },
+  'block-size': { type: 'string' },
+  backend: { type: 'string' },
+} as const;
+
+export function quantFrom(v: { quantization?: string; 'no-double-quant'?: boolean; 'block-size'?: string }, dflt: Quantization): QuantizationOptions {
+  const q = (v.quantization ?? dflt) as Quantization;
+  if (!['nf4', 'fp4', 'none'].includes(q)) throw new UsageError(`--quantization must be nf4, fp4 or none (got '${q}')`);
+  const blockSize = v['block-size'] === undefined ? 64 : Number(v['block-size']);
+  if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new UsageError(`--block-size must be a power of two of at least 16 (got '${v['block-size']}')`);
+  }
+  return { quantization: q, blockSize, doubleQuant: q !== 'none' && !v['no-double-quant'] };
+}
+
+export async function backendFrom(v: { backend?: string }): Promise<BackendInfo> {
+  const b = (v.backend ?? process.env.QLORA_BACKEND ?? 'auto') as BackendChoice;
+  if (!(BACKENDS as readonly string[]).includes(b)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}`);
+  return initBackend(b);
+}
+
+export interface Ready {
+  model: LlamaModel;
+  tokenizer: Tokenizer;
+  backend: BackendInfo;
+}
+
+/** Loads MODEL (and an adapter) for inference. */
+export async function loadForInference(modelDir: string | undefined, adapterDir: string | undefined,
+  quant: QuantizationOptions, backend: BackendInfo): Promise<Ready> {
+  if (!modelDir) throw new UsageError('--model MODEL is required');
+  const loaded = await loadModel(resolve(modelDir));
+  const model = LlamaModel.fromLoaded(loaded, quant);
+  if (adapterDir) {
+    const a = readAdapter(resolve(adapterDir));
+    model.lora = LoraAdapter.fromPeftTensors(loaded.config, a.config, a.tensors, `${a.dir}/adapter_model.safetensors`);
+  }
+  return { model, tokenizer: loaded.tokenizer, backend };
+}
+
+export function print(json: boolean, obj: object, human: string): void {
+  process.stdout.write(json ? JSON.stringify(obj) + '\n' : human + '\n');
+}

@@ -1,0 +1,96 @@
+// Picks the TensorFlow.js backend at run time, in the order the design names:
+// `tensorflow` (tfjs-node-gpu, then tfjs-node) where it loads, else `wasm` (SIMD), else
+// `cpu`. A forced backend that cannot load is an error that says how to get it.
+import { tf } from './tf';
+import { registerWasmBatchMatMul } from './kernels/wasmBatchMatMul';
+
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+export interface BackendInfo {
+  /** The tfjs backend name in use: tensorflow | wasm | cpu | webgpu. */
+  backend: string;
+  /** What it runs on, in words: "CUDA GPU (tfjs-node-gpu)", "wasm, SIMD, 1 thread", ... */
+  device: string;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(backend: string, why: string, howToGet: string) {
+    super(`backend '${backend}' is not available: ${why}. ${howToGet}`);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+let current: BackendInfo | undefined;
+
+/** Sets the backend for this process (once; later calls with the same choice are free). */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  if (current && (choice === 'auto' || choice === current.backend)) return current;
+  const order: BackendChoice[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
+  const failures: string[] = [];
+  for (const name of order) {
+    try {
+      current = await tryBackend(name);
+      return current;
+    } catch (e) {
+      if (choice !== 'auto') throw e;
+      failures.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could start:\n  ${failures.join('\n  ')}`);
+}
+
+export function currentBackend(): BackendInfo | undefined {
+  return current;
+}
+
+async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
+  switch (name) {
+    case 'tensorflow': return tensorflowBackend();
+    case 'wasm': {
+      registerWasmBatchMatMul();
+      if (!(await tf.setBackend('wasm'))) {
+        throw new BackendUnavailableError('wasm', 'it failed to initialise', 'Reinstall @tensorflow/tfjs-backend-wasm.');
+      }
+      await tf.ready();
+      const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+      return { backend: 'wasm', device: `wasm${simd ? ', SIMD' : ''}, 1 thread` };
+    }
+    case 'cpu':
+      await tf.setBackend('cpu');
+      await tf.ready();
+      // The cpu backend's first write prints an advert for tfjs-node; our choice is reported instead.
+      (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+      return { backend: 'cpu', device: 'JavaScript cpu backend (slow: for tests and as a last resort)' };
+    case 'webgpu':
+      throw new BackendUnavailableError('webgpu', 'the WebGPU backend is not built into this version',
+        'Use backend: auto, tensorflow or wasm.');
+    default:
+      throw new Error(`unknown backend '${name}'`);
+  }
+}
+
+async function tensorflowBackend(): Promise<BackendInfo> {
+  // tfjs-node registers the `tensorflow` backend in the global engine that every copy of
+  // tfjs-core shares, so loading it from the bundle works.
+  const tried: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      // Dynamic so that bundlers leave the optional native packages alone.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require(pkg);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('setBackend returned false');
+      await tf.ready();
+      return { backend: 'tensorflow', device: pkg.endsWith('-gpu') ? 'CUDA GPU (tfjs-node-gpu)' : 'native CPU (tfjs-node)' };
+    } catch (e) {
+      tried.push(`${pkg}: ${firstLine((e as Error).message)}`);
+    }
+  }
+  throw new BackendUnavailableError('tensorflow', tried.join('; '),
+    'Install it with `npm install @tensorflow/tfjs-node-gpu` (CUDA) or `npm install @tensorflow/tfjs-node`, ' +
+    'in the Node version that runs the training server.');
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}

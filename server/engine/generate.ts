@@ -1,0 +1,64 @@
+// Autoregressive sampling: greedy at temperature 0, otherwise temperature + nucleus
+// (top-p) sampling from a seeded RNG, so the same seed gives the same text.
+import { tf } from './tf';
+import type { LlamaModel } from './model/llama';
+import { Rng } from './rng';
+
+export interface GenerateOptions {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  /** Stop at this id (the tokenizer's EOS), and at BOS as llama2.c does. */
+  stopIds: number[];
+}
+
+/** The ids that follow `prompt` (prompt not included). */
+export function generateIds(model: LlamaModel, prompt: number[], opts: GenerateOptions): number[] {
+  const rng = new Rng(opts.seed);
+  const ctx = model.config.maxPositionEmbeddings;
+  const seq = [...prompt];
+  const out: number[] = [];
+  for (let n = 0; n < opts.maxTokens; n++) {
+    const window = seq.slice(Math.max(0, seq.length - ctx));
+    const T = window.length;
+    const last = tf.tidy(() => {
+      const logits = model.forward(tf.tensor2d(window, [1, T], 'int32'));
+      return tf.slice(logits, [T - 1, 0], [1, -1]);
+    });
+    const logits = last.dataSync() as Float32Array;
+    last.dispose();
+    const next = opts.temperature === 0 ? argmax(logits) : sampleTopP(logits, opts.temperature, opts.topP, rng);
+    if (opts.stopIds.includes(next)) break;
+    seq.push(next);
+    out.push(next);
+  }
+  return out;
+}
+
+function argmax(a: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+function sampleTopP(logits: Float32Array, temperature: number, topP: number, rng: Rng): number {
+  let max = -Infinity;
+  for (const l of logits) max = Math.max(max, l);
+  const p = Array.from(logits, (l) => Math.exp((l - max) / temperature));
+  const sum = p.reduce((a, b) => a + b, 0);
+  const order = p.map((_, i) => i).sort((a, b) => p[b] - p[a]);
+  let mass = 0, cut = order.length;
+  for (let k = 0; k < order.length; k++) {
+    mass += p[order[k]] / sum;
+    if (mass >= topP) { cut = k + 1; break; }
+  }
+  const kept = order.slice(0, cut);
+  const keptMass = kept.reduce((a, i) => a + p[i], 0);
+  let u = rng.next() * keptMass;
+  for (const i of kept) {
+    u -= p[i];
+    if (u <= 0) return i;
+  }
+  return kept[kept.length - 1];
+}

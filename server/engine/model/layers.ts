@@ -1,0 +1,95 @@
+// The pieces of a Llama block, each a few lines, as in the paper and in Hugging Face's
+// modeling_llama.py. Shape legend: B batch, T time, C hidden size, nh query heads,
+// nkv key/value heads, hs head size, N = B*T rows.
+import { tf } from '../tf';
+
+/** RMSNorm: x / sqrt(mean(x^2) + eps) * weight, over the last axis. */
+export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const ms = tf.mean(tf.square(x), -1, true); // (N, 1)
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight);
+}
+
+/** Rotary tables for positions 0..T-1 in the rotate_half convention: (T, hs) each. */
+export function ropeTables(maxT: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(maxT * headDim);
+  const sin = new Float32Array(maxT * headDim);
+  for (let t = 0; t < maxT; t++) {
+    for (let i = 0; i < half; i++) {
+      const freq = 1 / Math.pow(theta, (2 * i) / headDim);
+      const a = t * freq;
+      cos[t * headDim + i] = cos[t * headDim + i + half] = Math.cos(a);
+      sin[t * headDim + i] = sin[t * headDim + i + half] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/** x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1]. x: (B, h, T, hs). */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const hs = x.shape[3];
+  const half = hs / 2;
+  const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]);
+  const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
+  const rotated = tf.concat([tf.neg(x2), x1], 3);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+}
+
+/** (B*T, h*hs) -> (B, h, T, hs) */
+export function splitHeads(x: tf.Tensor2D, B: number, T: number, h: number, hs: number): tf.Tensor4D {
+  return tf.transpose(tf.reshape(x, [B, T, h, hs]), [0, 2, 1, 3]);
+}
+
+/** (B, h, T, hs) -> (B*T, h*hs) */
+export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
+  const [B, h, T, hs] = x.shape;
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B * T, h * hs]);
+}
+
+/** Grouped-query attention: repeat each of nkv heads nh/nkv times, as HF's repeat_kv. */
+export function repeatKv(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
+  if (nRep === 1) return x;
+  const [B, nkv, T, hs] = x.shape;
+  // Rank 4, not 5: TensorFlow.js has no tile gradient above rank 4.
+  const tiled = tf.tile(tf.reshape(x, [B, nkv, 1, T * hs]), [1, 1, nRep, 1]);
+  return tf.reshape(tiled, [B, nkv * nRep, T, hs]);
+}
+
+/** Additive causal mask (T, T): 0 where key j <= query i, a large negative number above. */
+export function causalMask(T: number): tf.Tensor2D {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+  return tf.tensor2d(m, [T, T]);
+}
+
+/**
+ * Scaled dot-product attention with a causal mask and an optional key padding mask.
+ * q: (B, nh, T, hs), k and v: (B, nh, T, hs), keyMask: (B, T) of 1 (attend) / 0 (padding).
+ */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyMask?: tf.Tensor2D): tf.Tensor4D {
+  const [B, , T, hs] = q.shape;
+  let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)); // (B, nh, T, T)
+  scores = tf.add(scores, causalMask(T));
+  if (keyMask) {
+    const pad = tf.mul(tf.sub(1, tf.reshape(keyMask, [B, 1, 1, T])), -1e9);
+    scores = tf.add(scores, pad);
+  }
+  return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D; // (B, nh, T, hs)
+}
+
+/** SiLU(x) = x * sigmoid(x), the gate of SwiGLU. */
+export function silu(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * Mean negative log-likelihood of `targets` under `logits` (N, V), weighted per row
+ * (0 for padding and for prompt tokens masked out of the loss). Returns a scalar.
+ * Uses a one-hot product rather than gather: the wasm backend cannot differentiate gather.
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
+  const V = logits.shape[1];
+  const logp = tf.logSoftmax(logits);
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, V)), -1); // (N)
+  return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
+}

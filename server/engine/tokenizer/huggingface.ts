@@ -1,0 +1,121 @@
+// A Hugging Face fast tokenizer (`tokenizer.json` + `tokenizer_config.json`) run by
+// @huggingface/tokenizers (the pure-JS port used by transformers.js).
+//
+// BOS is added here rather than by the file's post-processor, so `encode(text, {bos})` means
+// the same for every model; EOS is never added. Decoding drops special tokens and never
+// applies the legacy "clean up tokenization spaces" rewrite, so decode(encode(x)) gives x back.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { ModelFormatError } from '../formats/types';
+import type { Tokenizer } from './types';
+
+/** The files that make up a Hugging Face tokenizer (copied together when a model is re-saved). */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'tokenizer.model'] as const;
+
+type Json = Record<string, unknown>;
+
+function readJson(file: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ModelFormatError(file, `cannot read as JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ModelFormatError(file, 'is not a JSON object');
+  return value as Json;
+}
+
+/** tokenizer_config.json writes special tokens as a string or as {content: string}. */
+function tokenText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'object' && v !== null && typeof (v as Json).content === 'string') return (v as Json).content as string;
+  return undefined;
+}
+
+/** config.json's id, or the first of a list of ids (Llama 3 lists several EOS ids). */
+function configId(v: unknown): number | undefined {
+  const id = Array.isArray(v) ? v[0] : v;
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+}
+
+/** `chat_template` as a string, a list of {name, template} (use "default"), or chat_template.jinja. */
+function chatTemplateOf(config: Json, dir: string): string | undefined {
+  const t = config.chat_template;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const named = t.find((x) => x?.name === 'default') ?? t[0];
+    if (typeof named?.template === 'string') return named.template;
+  }
+  const jinja = join(dir, 'chat_template.jinja');
+  return existsSync(jinja) ? readFileSync(jinja, 'utf8') : undefined;
+}
+
+export class HuggingFaceTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly chatTemplate?: string;
+
+  private constructor(
+    /** The folder the tokenizer files came from (copied as they are when a model is re-saved). */
+    readonly dir: string,
+    private readonly tokenizer: HfTokenizer,
+    ids: { vocabSize: number; bosId: number; eosId: number; chatTemplate?: string },
+  ) {
+    this.vocabSize = ids.vocabSize;
+    this.bosId = ids.bosId;
+    this.eosId = ids.eosId;
+    this.chatTemplate = ids.chatTemplate;
+  }
+
+  /**
+   * Loads `dir/tokenizer.json` (and `tokenizer_config.json` when present). BOS/EOS come from
+   * tokenizer_config.json's bos_token/eos_token, else from `modelConfig` (config.json's
+   * bos_token_id/eos_token_id). A model without a BOS token (Qwen2) uses its EOS token.
+   */
+  static fromFolder(dir: string, modelConfig: Json = {}): HuggingFaceTokenizer {
+    const tokenizerFile = join(dir, 'tokenizer.json');
+    if (!existsSync(tokenizerFile)) {
+      throw new ModelFormatError(tokenizerFile, 'not found: a Hugging Face model folder needs tokenizer.json (the fast-tokenizer file; tokenizer.model alone is not supported)');
+    }
+    const json = readJson(tokenizerFile);
+    const configFile = join(dir, 'tokenizer_config.json');
+    const config = existsSync(configFile) ? readJson(configFile) : {};
+    let tokenizer: HfTokenizer;
+    try {
+      tokenizer = new HfTokenizer(json, config);
+    } catch (err) {
+      throw new ModelFormatError(tokenizerFile, `cannot be loaded (${(err as Error).message})`);
+    }
+    const idOf = (key: string): number | undefined => {
+      const text = tokenText(config[key]);
+      return text === undefined ? undefined : tokenizer.token_to_id(text);
+    };
+    const eosId = idOf('eos_token') ?? configId(modelConfig.eos_token_id);
+    if (eosId === undefined) {
+      throw new ModelFormatError(configFile, 'names no eos_token in the vocabulary, and config.json has no eos_token_id');
+    }
+    const bosId = idOf('bos_token') ?? configId(modelConfig.bos_token_id) ?? eosId;
+    let maxId = -1;
+    for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    return new HuggingFaceTokenizer(dir, tokenizer, { vocabSize: maxId + 1, bosId, eosId, chatTemplate: chatTemplateOf(config, dir) });
+  }
+
+  encode(text: string, opts: { bos?: boolean } = {}): number[] {
+    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    return opts.bos === false ? ids : [this.bosId, ...ids];
+  }
+
+  decode(ids: number[]): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new RangeError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      }
+    }
+    // BOS/EOS are dropped even where the file does not mark them special.
+    const kept = ids.filter((id) => id !== this.bosId && id !== this.eosId);
+    if (kept.length === 0) return ''; // the library refuses an empty list
+    return this.tokenizer.decode(kept, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  }
+}

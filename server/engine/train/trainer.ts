@@ -1,0 +1,190 @@
+// The training loop: a resolved .qlora config in, typed events out, a PEFT adapter and
+// checkpoints on disk. Each optimizer step accumulates gradient_accumulation_steps
+// micro-batches, clips by global norm, and takes one AdamW step on the LoRA weights only.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { tf } from '../tf';
+import { initBackend } from '../backend';
+import { loadModel } from '../formats/modelFolder';
+import { countParameters } from '../model/config';
+import { LlamaModel } from '../model/llama';
+import { LoraAdapter } from '../lora/adapter';
+import { writeAdapter } from '../lora/peft';
+import { Rng } from '../rng';
+import type { ResolvedConfig } from '../../config/schema';
+import { Batcher, sequentialBatches, type Batch } from './batching';
+import { newestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint';
+import { loadDataSet } from './data';
+import type { TrainEvent } from './events';
+import { clipByGlobalNorm, GradAccumulator } from './gradients';
+import { AdamW, alignGradients } from './optimizer';
+import { learningRateAt } from './schedule';
+import type { Example } from './types';
+
+export interface TrainOptions {
+  /** Stop after this many optimizer steps in total (overrides the config's length). */
+  maxSteps?: number;
+  /** Continue from the newest complete checkpoint in output.dir. */
+  resume?: boolean;
+  onEvent: (e: TrainEvent) => void;
+  /** Checked between steps: when it returns true, the run checkpoints and stops. */
+  shouldStop?: () => boolean;
+}
+
+/** Separate random streams, so that adding one use of randomness never shifts another. */
+const LORA_INIT_STREAM = 0x6c6f7261;
+const DROPOUT_STREAM = 0x64726f70;
+
+export async function train(config: ResolvedConfig, opts: TrainOptions): Promise<{ adapter: string; step: number }> {
+  const emit = opts.onEvent;
+  const t = config.training;
+  const backend = await initBackend(t.backend);
+  const loaded = await loadModel(config.model.base);
+  const ctx = loaded.config.maxPositionEmbeddings;
+  if (config.data.max_seq_len > ctx) {
+    throw new Error(`data.max_seq_len is ${config.data.max_seq_len} but the model's context is ${ctx} tokens`);
+  }
+  const data = loadDataSet(config.data.train, loaded.tokenizer, {
+    format: config.data.format, maxSeqLen: config.data.max_seq_len, seed: t.seed,
+    trainOnPrompt: config.data.train_on_prompt, validationSplit: config.data.validation ? 0 : config.data.validation_split,
+    validationFile: config.data.validation,
+  });
+  const model = LlamaModel.fromLoaded(loaded, {
+    quantization: config.model.quantization, blockSize: config.model.block_size, doubleQuant: config.model.double_quant,
+  });
+  loaded.weights.clear(); // the host copy is no longer needed once the backend holds the model
+  const lora = LoraAdapter.create(loaded.config, {
+    r: config.lora.r, alpha: config.lora.alpha, dropout: config.lora.dropout,
+    targetModules: config.lora.target_modules, rslora: config.lora.rslora,
+  }, new Rng((t.seed ^ LORA_INIT_STREAM) >>> 0));
+  model.lora = lora;
+  const params = lora.variables();
+  const optimizer = new AdamW(params, { weightDecay: t.weight_decay });
+  const batchOpts = { microBatchSize: t.micro_batch_size, maxSeqLen: config.data.max_seq_len, padId: 0, seed: t.seed };
+  const batcher = new Batcher(data.train, batchOpts);
+  const accum = t.gradient_accumulation_steps;
+  const stepsPerEpoch = Math.ceil(batcher.batchesPerEpoch / accum);
+  const configured = t.max_steps ?? (t.epochs ?? 1) * stepsPerEpoch;
+  const totalSteps = configured;
+  const stopAt = Math.min(opts.maxSteps ?? totalSteps, totalSteps);
+  const fingerprint = dataFingerprint(data.train);
+  let dropoutRng = new Rng((t.seed ^ DROPOUT_STREAM) >>> 0);
+  let step = 0;
+  let bestEvalLoss: number | null = null;
+
+  if (opts.resume) {
+    const dir = newestCheckpoint(config.output.dir);
+    if (!dir) throw new Error(`--resume: no complete checkpoint in ${join(config.output.dir, 'checkpoints')}`);
+    const st = readTrainerState(dir);
+    if (st.dataFingerprint !== fingerprint) {
+      throw new Error(`--resume: the training data changed since ${dir} was saved; start a new run instead`);
+    }
+    step = st.step;
+    batcher.setPosition(st.batcher);
+    dropoutRng = new Rng(st.dropoutRng);
+    bestEvalLoss = st.bestEvalLoss;
+    const { readAdapter } = await import('../lora/peft');
+    const saved = LoraAdapter.fromPeftTensors(loaded.config, lora.config, readAdapter(dir).tensors, dir);
+    params.forEach((p, i) => p.assign(saved.variables()[i]));
+    saved.dispose();
+    optimizer.setState(readOptimizerState(dir, st.step, params.length));
+    emit({ type: 'log', level: 'info', message: `resuming from ${dir} at step ${step}` });
+  }
+
+  emit({
+    type: 'start', backend: backend.backend, device: backend.device, totalSteps, startStep: step,
+    trainableParams: lora.parameterCount(), totalParams: countParameters(loaded.config).total,
+    trainExamples: data.train.length, validationExamples: data.validation.length,
+    truncatedExamples: data.trainStats.truncated, droppedExamples: data.trainStats.dropped,
+  });
+
+  const state = (): TrainerState => ({
+    step, totalSteps, batcher: batcher.position(), dropoutRng: dropoutRng.state(), bestEvalLoss,
+    config, dataFingerprint: fingerprint,
+  });
+  const checkpoint = async () => {
+    const path = await saveCheckpoint(config.output.dir, state(), lora, optimizer, config.model.base);
+    emit({ type: 'checkpoint', step, path });
+  };
+
+  const started = performance.now();
+  const firstStep = step;
+  const upload = (b: Batch) => ({
+    ids: tf.tensor2d(b.inputs, b.shape, 'int32'),
+    targets: tf.tensor2d(b.targets, b.shape, 'int32'),
+    weights: tf.tensor2d(b.weights, b.shape, 'float32'),
+  });
+  let stopped = false;
+  try {
+    while (step < stopAt) {
+      if (opts.shouldStop?.()) { stopped = true; break; }
+      const t0 = performance.now();
+      const acc = new GradAccumulator();
+      let lossSum = 0, tokens = 0, epoch = 0;
+      for (let k = 0; k < accum; k++) {
+        const batch = batcher.next();
+        epoch = batch.epoch;
+        tokens += batch.tokens;
+        const b = upload(batch);
+        const { value, grads } = tf.variableGrads(
+          () => model.loss(b.ids, b.targets, b.weights, { dropoutSeed: () => dropoutRng.nextUint32() }), params);
+        lossSum += (await value.data())[0];
+        acc.add(alignGradients(params, grads));
+        tf.dispose([value, ...Object.values(grads), b.ids, b.targets, b.weights]);
+      }
+      const loss = lossSum / accum;
+      const mean = acc.mean();
+      const clipped = clipByGlobalNorm(mean, t.max_grad_norm);
+      if (!Number.isFinite(loss) || !Number.isFinite(clipped.norm)) {
+        tf.dispose([...mean, ...clipped.grads]);
+        throw new Error(`the loss became ${loss} (gradient norm ${clipped.norm}) at step ${step + 1}; ` +
+          'the last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.');
+      }
+      const lr = learningRateAt(step, { learningRate: t.learning_rate, scheduler: t.lr_scheduler, warmupSteps: t.warmup_steps, totalSteps });
+      optimizer.step(clipped.grads, lr);
+      tf.dispose([...new Set([...mean, ...clipped.grads])]);
+      step++;
+      const now = performance.now();
+      const mem = tf.memory();
+      const perStep = (now - started) / (step - firstStep);
+      emit({
+        type: 'step', step, totalSteps, epoch, loss, lr, gradNorm: clipped.norm,
+        tokensPerSec: tokens / ((now - t0) / 1000), memoryBytes: mem.numBytes, numTensors: mem.numTensors,
+        elapsedMs: now - started, etaMs: perStep * (stopAt - step),
+      });
+      if (t.eval_every > 0 && step % t.eval_every === 0 && data.validation.length) {
+        const ev = evaluate(model, data.validation, batchOpts);
+        bestEvalLoss = bestEvalLoss === null ? ev.loss : Math.min(bestEvalLoss, ev.loss);
+        emit({ type: 'eval', step, evalLoss: ev.loss, tokens: ev.tokens });
+      }
+      if (t.save_every > 0 && step % t.save_every === 0 && step < stopAt) await checkpoint();
+    }
+    await checkpoint();
+    const adapterDir = join(config.output.dir, 'adapter');
+    await writeAdapter(adapterDir, lora, config.model.base);
+    emit({ type: 'done', step, adapter: adapterDir, stopped });
+    return { adapter: adapterDir, step };
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/** Mean loss per trained token over examples, in order, without dropout. */
+export function evaluate(model: LlamaModel, examples: Example[], opts: { microBatchSize: number; maxSeqLen: number; padId: number }): { loss: number; tokens: number } {
+  let sum = 0, count = 0;
+  for (const b of sequentialBatches(examples, opts)) {
+    const l = tf.tidy(() => model.loss(
+      tf.tensor2d(b.inputs, b.shape, 'int32'), tf.tensor2d(b.targets, b.shape, 'int32'), tf.tensor2d(b.weights, b.shape)));
+    sum += l.dataSync()[0] * b.targetCount;
+    count += b.targetCount;
+    l.dispose();
+  }
+  return { loss: sum / Math.max(count, 1), tokens: count };
+}
+
+function dataFingerprint(examples: Example[]): string {
+  const h = createHash('sha256');
+  for (const e of examples) { h.update(Buffer.from(e.ids.buffer, e.ids.byteOffset, e.ids.byteLength)); h.update(Buffer.from(e.mask)); }
+  return h.digest('hex').slice(0, 16);
+}

@@ -1,0 +1,142 @@
+// The Dequantize4bit kernels (cpu, wasm, and the host slow path) against the host
+// reference, bit for bit, in both layouts; tensor leaks; a timing print against the
+// gather + multiply composite the kernel replaces.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf } from '../../server/engine/tf';
+import { Rng } from '../../server/engine/rng';
+import { NF4_LEVELS } from '../../server/engine/quant/codebooks';
+import { quantize4bit } from '../../server/engine/quant/blockwise';
+import { DEQUANTIZE_4BIT, hasDequantizeKernel, registerDequantizeKernels } from '../../server/engine/quant/kernels';
+import { QuantizedWeight, dequantizeWeightReference } from '../../server/engine/quant/quantizedWeight';
+import type { QuantOptions } from '../../server/engine/quant/quantizedWeight';
+
+async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
+  assert.ok(await tf.setBackend(name), `backend ${name} initializes`);
+  await tf.ready();
+}
+
+function randomWeight(rows: number, cols: number, seed: number) {
+  const rng = new Rng(seed);
+  return { shape: [rows, cols], data: Float32Array.from({ length: rows * cols }, () => rng.normal() * 0.05) };
+}
+
+function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
+  return t;
+}
+
+/** Bit-for-bit equality (so -0 differs from +0); the first differing index, or -1. */
+function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
+}
+
+// Shapes with a partial last block and/or word: (37, 45) has n % 8 = 1 and odd rows (the
+// any-shape transposed path); (30, 40) has rows of whole words (the tiled path) and
+// n % 64 = 48; (48, 96) at block 128 has blocks that straddle rows.
+const CASES: Array<{ shape: [number, number]; blockSize: number }> = [
+  { shape: [37, 45], blockSize: 64 },
+  { shape: [30, 40], blockSize: 64 },
+  { shape: [48, 96], blockSize: 128 },
+  { shape: [3, 5], blockSize: 64 },
+];
+
+function checkAgainstReference(label: string): void {
+  for (const { shape, blockSize } of CASES) {
+    for (const quantType of ['nf4', 'fp4'] as const) {
+      for (const doubleQuant of [false, true]) {
+        const opts: QuantOptions = { quantType, blockSize, doubleQuant };
+        const q = QuantizedWeight.fromHost(randomWeight(shape[0], shape[1], shape[0] * 7 + blockSize), opts);
+        const ref = dequantizeWeightReference(q.toQuantized(), q.state);
+        const what = `${label} ${shape.join('x')} ${JSON.stringify(opts)}`;
+        const w = q.dequantize();
+        const wT = q.dequantize({ transpose: true });
+        assert.deepEqual(w.shape, shape);
+        assert.deepEqual(wT.shape, [shape[1], shape[0]]);
+        assert.equal(firstBitDifference(w.dataSync() as Float32Array, ref), -1, `${what}: W`);
+        assert.equal(firstBitDifference(wT.dataSync() as Float32Array, transposeHost(ref, shape[0], shape[1])), -1, `${what}: W^T`);
+        assert.equal(firstBitDifference(q.dequantizeToHost(), ref), -1, `${what}: dequantizeToHost`);
+        tf.dispose([w, wT]);
+        q.dispose();
+      }
+    }
+  }
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend} kernel equals the reference bit for bit, both layouts, partial blocks, double quant`, async () => {
+    await useBackend(backend);
+    assert.ok(hasDequantizeKernel(), `Dequantize4bit registered for ${backend}`);
+    checkAgainstReference(backend);
+  });
+
+  test(`${backend}: no tensor leaks across dequantize + dispose`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    const q = QuantizedWeight.fromHost(randomWeight(64, 72, 1), { quantType: 'nf4', blockSize: 64, doubleQuant: true });
+    const held = tf.memory().numTensors;
+    assert.equal(held - before, 3, 'packed codes, absmax codes, absmax2');
+    for (const transpose of [false, true]) {
+      const w = q.dequantize({ transpose });
+      w.dispose();
+      assert.equal(tf.memory().numTensors, held);
+    }
+    tf.tidy(() => {
+      tf.sum(q.dequantize()); // both intermediates released by tidy
+    });
+    q.dequantizeToHost();
+    assert.equal(tf.memory().numTensors, held);
+    q.dispose();
+    q.dispose(); // a second dispose is a no-op
+    assert.equal(tf.memory().numTensors, before);
+    assert.throws(() => q.dequantize(), /after dispose/);
+  });
+}
+
+test('host slow path (backend without the kernel) equals the reference', async () => {
+  await useBackend('cpu');
+  tf.unregisterKernel(DEQUANTIZE_4BIT, 'cpu');
+  try {
+    assert.equal(hasDequantizeKernel(), false);
+    checkAgainstReference('host path');
+  } finally {
+    registerDequantizeKernels();
+  }
+  assert.ok(hasDequantizeKernel());
+});
+
+test('timing: wasm Dequantize4bit kernel vs gather + multiply composite', async () => {
+  await useBackend('wasm');
+  const timeMs = (fn: () => tf.Tensor, reps: number): number => {
+    fn().dispose(); // warm up
+    const start = performance.now();
+    for (let i = 0; i < reps; i++) fn().dispose();
+    return (performance.now() - start) / reps;
+  };
+  for (const [rows, cols] of [[768, 288], [1376, 512]] as const) {
+    const w = randomWeight(rows, cols, rows);
+    const blockSize = 64;
+    const q = QuantizedWeight.fromHost(w, { quantType: 'nf4', blockSize, doubleQuant: false });
+    // The composite: one int32 code per value, a gather of the levels, a broadcast multiply.
+    const host = quantize4bit(w.data, { quantType: 'nf4', blockSize });
+    const codes = tf.tensor1d(Int32Array.from(host.codes), 'int32');
+    const levels = tf.tensor1d(NF4_LEVELS);
+    const absmax = tf.tensor2d(host.absmax, [host.absmax.length, 1]);
+    const composite = () => tf.tidy(() => tf.reshape(tf.mul(tf.reshape(tf.gather(levels, codes), [-1, blockSize]), absmax), [rows, cols]));
+    const kernelOut = q.dequantize();
+    const compositeOut = composite();
+    assert.equal(firstBitDifference(kernelOut.dataSync() as Float32Array, compositeOut.dataSync() as Float32Array), -1, 'same values');
+    tf.dispose([kernelOut, compositeOut]);
+    const kernelMs = timeMs(() => q.dequantize(), 20);
+    const kernelTMs = timeMs(() => q.dequantize({ transpose: true }), 20);
+    const compositeMs = timeMs(composite, 5);
+    console.log(`# ${rows}x${cols} NF4: kernel ${kernelMs.toFixed(2)} ms (transposed ${kernelTMs.toFixed(2)} ms), gather+multiply ${compositeMs.toFixed(2)} ms`);
+    tf.dispose([codes, levels, absmax]);
+    q.dispose();
+  }
+});
