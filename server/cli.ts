@@ -5,6 +5,9 @@ import { evalCommand, evalUsage } from './cli/evalCommand';
 import { generateCommand, generateUsage } from './cli/generateCommand';
 import { inspectCommand, inspectUsage } from './cli/inspectCommand';
 import { convertCommand, convertUsage } from './cli/convertCommand';
+import { trainCommand, trainUsage } from './cli/trainCommand';
+import { demoCommand, demoUsage } from './cli/demoCommand';
+import { lspCommand, lspUsage } from './cli/lspCommand';
 
 interface Command {
   usage: string;
@@ -13,9 +16,12 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  demo: { usage: demoUsage, summary: 'make a tiny model and data set, fine-tune it, show text before and after', run: demoCommand },
+  train: { usage: trainUsage, summary: 'fine-tune a LoRA adapter on a quantized base, as a .qlora file says', run: trainCommand },
   eval: { usage: evalUsage, summary: 'mean loss and perplexity of a model (and adapter) on a text file', run: evalCommand },
   generate: { usage: generateUsage, summary: 'generate text from a model (and adapter)', run: generateCommand },
   inspect: { usage: inspectUsage, summary: 'architecture, parameters, linear modules, memory per quantization', run: inspectCommand },
+  lsp: { usage: lspUsage, summary: 'the .qlora language server on standard input/output', run: lspCommand },
   convert: { usage: convertUsage, summary: 'write a model in the Hugging Face layout', run: convertCommand },
 };
 

@@ -6,7 +6,7 @@ import { BACKENDS, initBackend, type BackendChoice, type BackendInfo } from '../
 import { loadModel } from '../engine/formats/modelFolder';
 import { LlamaModel, type Quantization, type QuantizationOptions } from '../engine/model/llama';
 import { LoraAdapter } from '../engine/lora/adapter';
-import { readAdapter } from '../engine/lora/peft';
+import { readAdapter, type BaseQuantization } from '../engine/lora/peft';
 import type { Tokenizer } from '../engine/tokenizer/types';
 
 /** A mistake in how the command was called: printed with the usage line, exit code 2. */
@@ -27,14 +27,20 @@ export const quantOptions = {
   backend: { type: 'string' },
 } as const;
 
-export function quantFrom(v: { quantization?: string; 'no-double-quant'?: boolean; 'block-size'?: string }, dflt: Quantization): QuantizationOptions {
-  const q = (v.quantization ?? dflt) as Quantization;
+/**
+ * Quantization from the flags; by default the base as the adapter saw it in training
+ * (recorded beside the adapter), else full precision.
+ */
+export function quantFrom(v: { quantization?: string; 'no-double-quant'?: boolean; 'block-size'?: string },
+  adapterBase?: BaseQuantization): QuantizationOptions {
+  const q = (v.quantization ?? adapterBase?.quantization ?? 'none') as Quantization;
   if (!['nf4', 'fp4', 'none'].includes(q)) throw new UsageError(`--quantization must be nf4, fp4 or none (got '${q}')`);
-  const blockSize = v['block-size'] === undefined ? 64 : Number(v['block-size']);
-  if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
+  const blockSize = v['block-size'] === undefined ? adapterBase?.block_size ?? 64 : Number(v['block-size']);
+  if (!Number.isInteger(blockSize) || blockSize < 16 || blockSize % 8 !== 0 || (blockSize & (blockSize - 1)) !== 0) {
     throw new UsageError(`--block-size must be a power of two of at least 16 (got '${v['block-size']}')`);
   }
-  return { quantization: q, blockSize, doubleQuant: q !== 'none' && !v['no-double-quant'] };
+  const dq = v['no-double-quant'] ? false : adapterBase?.double_quant ?? true;
+  return { quantization: q, blockSize, doubleQuant: q !== 'none' && dq };
 }
 
 export async function backendFrom(v: { backend?: string }): Promise<BackendInfo> {
@@ -49,15 +55,17 @@ export interface Ready {
   backend: BackendInfo;
 }
 
-/** Loads MODEL (and an adapter) for inference. */
+type QuantFlags = Parameters<typeof quantFrom>[0];
+
+/** Loads MODEL (and an adapter) for inference, quantized as the flags or the adapter say. */
 export async function loadForInference(modelDir: string | undefined, adapterDir: string | undefined,
-  quant: QuantizationOptions, backend: BackendInfo): Promise<Ready> {
+  flags: QuantFlags, backend: BackendInfo): Promise<Ready> {
   if (!modelDir) throw new UsageError('--model MODEL is required');
+  const adapter = adapterDir ? readAdapter(resolve(adapterDir)) : undefined;
   const loaded = await loadModel(resolve(modelDir));
-  const model = LlamaModel.fromLoaded(loaded, quant);
-  if (adapterDir) {
-    const a = readAdapter(resolve(adapterDir));
-    model.lora = LoraAdapter.fromPeftTensors(loaded.config, a.config, a.tensors, `${a.dir}/adapter_model.safetensors`);
+  const model = LlamaModel.fromLoaded(loaded, quantFrom(flags, adapter?.baseQuantization));
+  if (adapter) {
+    model.lora = LoraAdapter.fromPeftTensors(loaded.config, adapter.config, adapter.tensors, `${adapter.dir}/adapter_model.safetensors`);
   }
   return { model, tokenizer: loaded.tokenizer, backend };
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { backendFrom, loadForInference, parse, print, quantFrom, quantOptions, UsageError } from './common';
+import { backendFrom, loadForInference, parse, print, quantOptions, UsageError } from './common';
 import { evaluateIds } from '../engine/evaluate';
 
 export const evalUsage = 'qlora eval --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--no-double-quant] [--block-size N] --text FILE [--json]';
@@ -16,7 +16,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     throw new Error(`${v.text}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const backend = await backendFrom(v);
-  const { model, tokenizer } = await loadForInference(v.model, v.adapter, quantFrom(v, 'nf4'), backend);
+  const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
   const r = evaluateIds(model, tokenizer.encode(text, { bos: true }));
   print(!!v.json, r, `tokens ${r.tokens}  loss ${r.loss.toFixed(6)}  perplexity ${r.perplexity.toFixed(4)}  (${backend.backend})`);
   model.dispose();

@@ -1,4 +1,4 @@
-import { backendFrom, loadForInference, parse, quantFrom, quantOptions, UsageError } from './common';
+import { backendFrom, loadForInference, parse, quantOptions, UsageError } from './common';
 import { generateIds } from '../engine/generate';
 
 export const generateUsage = 'qlora generate --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]';
@@ -19,7 +19,7 @@ export async function generateCommand(args: string[]): Promise<void> {
   const topP = num('top-p', v['top-p'], 0.9, (x) => x > 0 && x <= 1);
   const seed = num('seed', v.seed, 42, Number.isInteger);
   const backend = await backendFrom(v);
-  const { model, tokenizer } = await loadForInference(v.model, v.adapter, quantFrom(v, 'nf4'), backend);
+  const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
   const prompt = tokenizer.encode(v.prompt ?? '', { bos: true });
   const ids = generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [tokenizer.eosId, tokenizer.bosId] });
   process.stdout.write(tokenizer.decode([...prompt, ...ids]) + '\n');

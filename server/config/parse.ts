@@ -7,7 +7,7 @@ import { resolve as resolvePath } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import { LINEAR_MODULES } from '../engine/model/config';
 import { checkConflicts } from './conflicts';
-import { formatDefault } from './describe';
+import { expectation, formatDefault } from './describe';
 import { sortDiagnostics, type ConfigDiagnostic, type Fix } from './diagnostics';
 import { LineIndex } from './lineIndex';
 import {
@@ -38,7 +38,10 @@ export function parse(text: string, baseDir: string): ParseResult {
   const source: ConfigSource = { text, baseDir, lines, occurrences: [], first: new Map(), moduleEntries: [] };
   const diagnostics: ConfigDiagnostic[] = [];
   const report: Report = (range, severity, code, message, data) => {
-    diagnostics.push({ message, severity, code, range: lines.range(range[0], range[1]), ...(data ? { data } : {}) });
+    // Block collections end after their last line break; a squiggle should not.
+    let end = range[1];
+    while (end > range[0] + 1 && /\s/.test(text[end - 1])) end--;
+    diagnostics.push({ message, severity, code, range: lines.range(range[0], end), ...(data ? { data } : {}) });
   };
 
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
@@ -53,7 +56,7 @@ export function parse(text: string, baseDir: string): ParseResult {
     if (key.spec.required && !source.first.has(key.path)) {
       const section = source.first.get(key.section);
       const range = section ? section.keyRange : ([0, lines.lineEnd(0)] as [number, number]);
-      report(range, 'error', 'missing-key', `${key.path} is required: ${lowerFirst(key.spec.description)}`, { key: key.path });
+      report(range, 'error', 'missing-key', `${key.path} is required: ${expectation(key.spec)}`, { key: key.path });
     }
   }
 
@@ -221,13 +224,14 @@ class Walker {
     const range: [number, number] = explicitNull ? valueRange(node!) : occ.keyRange;
     const severity = key.spec.required || d === undefined ? 'error' : 'warning';
     const message = key.spec.required
-      ? `${key.path} has no value: ${lowerFirst(key.spec.description)}`
+      ? `${key.path} has no value: it needs ${expectation(key.spec)}`
       : d === undefined
         ? `${key.path} has no value: leave it out or give it one`
         : `${key.path} has no value, so the default ${d} applies`;
     const fixes: Fix[] = [];
     if (d !== undefined) {
-      const at = explicitNull ? valueRange(node!) : ([occ.keyRange[1], this.afterColon(occ.keyRange[1])] as [number, number]);
+      const colonEnd = this.afterColon(occ.keyRange[1]);
+      const at = explicitNull ? valueRange(node!) : ([colonEnd, colonEnd] as [number, number]);
       const newText = explicitNull ? d : ` ${d}`;
       fixes.push({ title: `Set ${key.path} to its default, ${d}`, edits: [{ range: this.source.lines.range(at[0], at[1]), newText }] });
     }

@@ -8,9 +8,10 @@ export interface Candidate {
 }
 
 /**
- * The candidate whose name or alias is nearest `word`, if near enough: an exact alias,
- * then an edit distance of at most a third of the word (typos), then a containment
- * either way (`batch_size` in `micro_batch_size`).
+ * The candidate whose name or alias is nearest `word`, if near enough: an exact alias;
+ * then the one candidate containing the word or contained in it (`batch_size` in
+ * `micro_batch_size`, `gpu` in `webgpu`); then an edit distance of one in a short word,
+ * a third of the letters in a longer one (typos).
  */
 export function suggest(word: string, candidates: readonly Candidate[]): string | undefined {
   const w = normalize(word);
@@ -18,8 +19,14 @@ export function suggest(word: string, candidates: readonly Candidate[]): string 
   for (const c of candidates) {
     if (c.aliases?.some((a) => normalize(a) === w)) return c.name;
   }
+  if (w.length >= 3) {
+    const containing = candidates.filter((c) => {
+      const n = normalize(c.name);
+      return n.length >= 3 && n !== w && (n.includes(w) || w.includes(n));
+    });
+    if (containing.length === 1) return containing[0].name;
+  }
   let best: string | undefined;
-  // One typo in a short word, one per three letters in a longer one; none in one letter.
   let bestDistance = (w.length <= 1 ? 0 : w.length <= 5 ? 1 : Math.floor(w.length / 3)) + 1;
   for (const c of candidates) {
     for (const spelling of [c.name, ...(c.aliases ?? [])]) {
@@ -30,14 +37,8 @@ export function suggest(word: string, candidates: readonly Candidate[]): string 
       }
     }
   }
-  if (best !== undefined) return best;
-  if (w.length >= 3) {
-    const containing = candidates.filter((c) => normalize(c.name).includes(w) || w.includes(normalize(c.name)));
-    if (containing.length === 1 && normalize(containing[0].name).length > 1) return containing[0].name;
-  }
-  return undefined;
+  return best;
 }
-
 /** Case and separators do not matter: `learningRate`, `learning-rate`, `LEARNING_RATE`. */
 function normalize(s: string): string {
   return s.toLowerCase().replace(/[-_\s]/g, '');

@@ -77,15 +77,19 @@ export function tokenizerBin(texts: string[], mergeCount: number): { bytes: Buff
   return { bytes: Buffer.concat(bufs), vocabSize: pieces.length };
 }
 
-/** A legacy llama2.c checkpoint with N(0, 0.02^2) weights (unit norms), tied classifier. */
+/**
+ * A legacy llama2.c checkpoint: N(0, 0.02^2) projections, unit norms, and a tied
+ * embedding/classifier of std 0.15. The head stays frozen under LoRA and sees unit-RMS
+ * features, so a std-0.02 head could never make a confident prediction.
+ */
 export function checkpointBin(spec: TinyModelSpec, vocabSize: number): Buffer {
   const rng = new Rng(spec.seed);
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, seqLen } = spec;
   const kvDim = (dim / nHeads) * nKvHeads;
   const header = Buffer.alloc(28);
   [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen].forEach((v, i) => header.writeInt32LE(v, 4 * i));
-  const sizes: [number, 'normal' | 'one'][] = [
-    [vocabSize * dim, 'normal'], [nLayers * dim, 'one'], [nLayers * dim * dim, 'normal'], [nLayers * kvDim * dim, 'normal'],
+  const sizes: [number, 'normal' | 'one' | 'embed'][] = [
+    [vocabSize * dim, 'embed'], [nLayers * dim, 'one'], [nLayers * dim * dim, 'normal'], [nLayers * kvDim * dim, 'normal'],
     [nLayers * kvDim * dim, 'normal'], [nLayers * dim * dim, 'normal'], [nLayers * dim, 'one'],
     [nLayers * hiddenDim * dim, 'normal'], [nLayers * dim * hiddenDim, 'normal'], [nLayers * hiddenDim * dim, 'normal'],
     [dim, 'one'], [seqLen * (dim / nHeads / 2) * 2, 'one'],
@@ -94,7 +98,7 @@ export function checkpointBin(spec: TinyModelSpec, vocabSize: number): Buffer {
   const data = new Float32Array(total);
   let o = 0;
   for (const [s, kind] of sizes) {
-    for (let i = 0; i < s; i++) data[o + i] = kind === 'one' ? 1 : 0.02 * rng.normal();
+    for (let i = 0; i < s; i++) data[o + i] = kind === 'one' ? 1 : (kind === 'embed' ? 0.15 : 0.02) * rng.normal();
     o += s;
   }
   return Buffer.concat([header, Buffer.from(data.buffer)]);

@@ -56,9 +56,9 @@ function isNonEmptyDir(dir: string): boolean {
 }
 
 /** Weights in the model's parameter order, without a tied head (it is the embedding). */
-function orderedWeights(weights: WeightMap, config: LlamaConfig): WeightMap {
+function orderedWeights(weights: WeightMap, config: LlamaConfig, target: string): WeightMap {
   const checked: WeightMap = new Map(weights);
-  checkWeights(checked, config, '<weights to save>');
+  checkWeights(checked, config, target);
   const out: WeightMap = new Map();
   for (const name of expectedWeightShapes(config).keys()) out.set(name, checked.get(name)!);
   return out;
@@ -77,7 +77,7 @@ export function writeHuggingFaceFolder(
   if (isNonEmptyDir(target) && !opts.force) {
     throw new Error(`${target} already exists and is not empty; choose another folder or replace it (force)`);
   }
-  const weights = orderedWeights(model.weights, model.config);
+  const weights = orderedWeights(model.weights, model.config, target);
   const tokenizer = tokenizerFiles(model.tokenizer, model.config);
   const generation = generationConfig(model.tokenizer);
 

@@ -10,7 +10,7 @@ import { HuggingFaceTokenizer } from '../tokenizer/huggingface';
 import { Llama2cTokenizer } from '../tokenizer/llama2c';
 import type { Tokenizer } from '../tokenizer/types';
 import { parseHfConfig } from './hfConfig';
-import { checkLlama2cFileSize, llama2cConfig, llama2cFileBytes, readLlama2cCheckpoint, readLlama2cHeader, type Llama2cHeader } from './llama2c';
+import { checkLlama2cFileSize, llama2cConfig, llama2cFileBytes, readLlama2cCheckpoint, readLlama2cHeader } from './llama2c';
 import { INDEX_FILE_NAME, readSafetensors, readSafetensorsSharded, SINGLE_FILE_NAME } from './safetensors';
 import { LoadedModel, ModelFormatError, WeightMap } from './types';
 
@@ -21,19 +21,18 @@ export type ModelLocation =
 
 const LOOKED_FOR = 'looked for config.json with model.safetensors (Hugging Face) or a llama2.c checkpoint .bin with its tokenizer .bin';
 /** A llama2.c tokenizer.bin is a few hundred KB even for 32k tokens; larger .bin files are not parsed as one. */
-const MAX_TOKENIZER_BYTES = 64 << 20;
+const MAX_TOKENIZER_BYTES = 16 << 20;
 
 function fileSize(file: string): number {
   return statSync(file).size;
 }
 
-/** The header of `file` if its size is exactly what that header implies: then it is a checkpoint. */
-function checkpointHeader(file: string): Llama2cHeader | undefined {
+/** A llama2.c checkpoint is a file whose size is exactly what its header implies. */
+function isCheckpoint(file: string): boolean {
   try {
-    const h = readLlama2cHeader(file);
-    return llama2cFileBytes(h) === fileSize(file) ? h : undefined;
+    return llama2cFileBytes(readLlama2cHeader(file)) === fileSize(file);
   } catch {
-    return undefined;
+    return false;
   }
 }
 
@@ -53,7 +52,7 @@ function classifyBins(dir: string, exclude?: string): { checkpoints: string[]; t
   const bins = readdirSync(dir).filter((n) => n.toLowerCase().endsWith('.bin')).map((n) => join(dir, n)).filter((f) => f !== exclude && statSync(f).isFile());
   const out = { checkpoints: [] as string[], tokenizers: [] as string[], unknown: [] as string[] };
   for (const f of bins) {
-    if (checkpointHeader(f)) out.checkpoints.push(f);
+    if (isCheckpoint(f)) out.checkpoints.push(f);
     else if (looksLikeTokenizer(f)) out.tokenizers.push(f);
     else out.unknown.push(f);
   }
@@ -157,29 +156,31 @@ export function checkWeights(weights: WeightMap, c: LlamaConfig, file: string): 
   }
 }
 
-/** Loads a Hugging Face or llama2.c model: config, checked float32 weights and tokenizer. */
+/** Loads a Hugging Face or llama2.c model: config, tokenizer, and checked float32 weights (read last: the slow part). */
 export async function loadModel(path: string): Promise<LoadedModel> {
   const loc = locateModel(path);
   if (loc.format === 'huggingface') {
     const configJson = readConfigJson(loc.configFile);
     const config = parseHfConfig(configJson, loc.configFile);
-    const weights = loc.sharded ? readSafetensorsSharded(loc.dir).tensors : readSafetensors(loc.weightsFile).tensors;
-    checkWeights(weights, config, loc.weightsFile);
     const tokenizer = HuggingFaceTokenizer.fromFolder(loc.dir, configJson);
     if (tokenizer.vocabSize > config.vocabSize) {
       // Embeddings are often padded past the tokenizer (Qwen2, Phi), so only a larger tokenizer is wrong.
       throw new ModelFormatError(join(loc.dir, 'tokenizer.json'), `has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${config.vocabSize}: ids past ${config.vocabSize - 1} would have no embedding`);
     }
+    const weights = loc.sharded ? readSafetensorsSharded(loc.dir).tensors : readSafetensors(loc.weightsFile).tensors;
+    checkWeights(weights, config, loc.weightsFile);
     return { dir: loc.dir, format: 'huggingface', config, weights, tokenizer };
   }
-  const { config, weights } = readLlama2cCheckpoint(loc.checkpoint);
-  checkWeights(weights, config, loc.checkpoint);
+  const header = readLlama2cHeader(loc.checkpoint);
+  checkLlama2cFileSize(header, fileSize(loc.checkpoint), loc.checkpoint);
   if (!loc.tokenizer) {
     throw new ModelFormatError(loc.dir, `has the llama2.c checkpoint ${basename(loc.checkpoint)} but no tokenizer .bin beside it (e.g. tokenizer.bin or tok512.bin)`);
   }
   const tokenizer: Tokenizer = Llama2cTokenizer.fromFile(loc.tokenizer);
-  if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new ModelFormatError(loc.tokenizer, `has ${tokenizer.vocabSize} tokens but the checkpoint ${basename(loc.checkpoint)} has vocab_size ${config.vocabSize}`);
+  if (tokenizer.vocabSize !== header.vocabSize) {
+    throw new ModelFormatError(loc.tokenizer, `has ${tokenizer.vocabSize} tokens but the checkpoint ${basename(loc.checkpoint)} has vocab_size ${header.vocabSize}`);
   }
+  const { config, weights } = readLlama2cCheckpoint(loc.checkpoint);
+  checkWeights(weights, config, loc.checkpoint);
   return { dir: loc.dir, format: 'llama2c', config, weights, tokenizer };
 }

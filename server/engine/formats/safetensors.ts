@@ -250,6 +250,7 @@ function encode(t: HostTensor, dtype: SafetensorsDtype): Uint8Array {
 }
 
 function checkTensor(name: string, t: HostTensor): void {
+  if (name === '__metadata__') throw new Error('"__metadata__" is reserved by the safetensors header and cannot name a tensor');
   if (!t.shape.every(isCount) || product(t.shape) !== t.data.length) {
     throw new Error(`tensor "${name}": shape [${t.shape.join(', ')}] does not match its ${t.data.length} values`);
   }

@@ -10,6 +10,14 @@ import type { LoraAdapter, LoraConfig } from './adapter';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+/** Ours, beside PEFT's files: how the base was quantized while the adapter trained. */
+export const BASE_QUANTIZATION = 'qlora_base_quantization.json';
+
+export interface BaseQuantization {
+  quantization: 'nf4' | 'fp4' | 'none';
+  block_size: number;
+  double_quant: boolean;
+}
 
 export interface PeftAdapterConfig {
   peft_type: 'LORA';
@@ -35,13 +43,14 @@ export function peftConfig(lora: LoraConfig, targets: readonly LinearModule[], b
 }
 
 /** Writes the adapter into `dir` via a temporary sibling folder renamed at the end. */
-export async function writeAdapter(dir: string, adapter: LoraAdapter, baseModel: string): Promise<void> {
+export async function writeAdapter(dir: string, adapter: LoraAdapter, baseModel: string, base?: BaseQuantization): Promise<void> {
   const targets = LINEAR_MODULES.filter((m) => [...adapter.layers.keys()].some((k) => k.endsWith(`.${m}`)));
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   writeFileSync(join(tmp, ADAPTER_CONFIG), JSON.stringify(peftConfig(adapter.config, targets, baseModel), null, 2) + '\n');
   writeSafetensors(join(tmp, ADAPTER_WEIGHTS), await adapter.toPeftTensors(), { dtype: 'F32', metadata: { format: 'pt' } });
+  if (base) writeFileSync(join(tmp, BASE_QUANTIZATION), JSON.stringify(base, null, 2) + '\n');
   const old = `${tmp}.old`;
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);
@@ -53,6 +62,8 @@ export interface ReadAdapter {
   config: LoraConfig;
   baseModel: string;
   tensors: WeightMap;
+  /** Present when this project trained the adapter. */
+  baseQuantization?: BaseQuantization;
 }
 
 /** Reads a PEFT LoRA adapter folder; any problem is an error naming the file. */
@@ -86,5 +97,7 @@ export function readAdapter(dir: string): ReadAdapter {
     },
     baseModel: typeof raw.base_model_name_or_path === 'string' ? raw.base_model_name_or_path : '',
     tensors: readSafetensors(weightsFile).tensors,
+    baseQuantization: existsSync(join(dir, BASE_QUANTIZATION))
+      ? JSON.parse(readFileSync(join(dir, BASE_QUANTIZATION), 'utf8')) as BaseQuantization : undefined,
   };
 }

@@ -161,7 +161,9 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
     }
     await checkpoint();
     const adapterDir = join(config.output.dir, 'adapter');
-    await writeAdapter(adapterDir, lora, config.model.base);
+    await writeAdapter(adapterDir, lora, config.model.base, {
+      quantization: config.model.quantization, block_size: config.model.block_size, double_quant: config.model.double_quant,
+    });
     emit({ type: 'done', step, adapter: adapterDir, stopped });
     return { adapter: adapterDir, step };
   } finally {

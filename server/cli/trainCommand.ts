@@ -1,0 +1,69 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse, UsageError } from './common';
+import { loadConfigFile } from '../config/load';
+import { formatDiagnostic } from '../config/diagnostics';
+import { train } from '../engine/train/trainer';
+import type { TrainEvent } from '../engine/train/events';
+
+export const trainUsage = 'qlora train CONFIG.qlora [--max-steps N] [--resume] [--json]';
+
+export async function trainCommand(args: string[]): Promise<void> {
+  const { values: v, positionals } = parse(args, {
+    'max-steps': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
+  }, true);
+  if (positionals.length !== 1) throw new UsageError('expected one CONFIG.qlora file');
+  const maxSteps = v['max-steps'] === undefined ? undefined : Number(v['max-steps']);
+  if (maxSteps !== undefined && !(Number.isInteger(maxSteps) && maxSteps > 0)) {
+    throw new UsageError(`--max-steps must be a positive integer (got '${v['max-steps']}')`);
+  }
+  const file = positionals[0];
+  const { config, diagnostics } = loadConfigFile(file);
+  for (const d of diagnostics) process.stderr.write(formatDiagnostic(file, d) + '\n');
+  mkdirSync(config.output.dir, { recursive: true });
+  copyFileSync(resolve(file), join(config.output.dir, 'config.qlora'));
+  const json = !!v.json;
+  let stopRequested = false;
+  const onSignal = () => { stopRequested = true; };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const onEvent = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : humanPrinter();
+  try {
+    await train(config, { maxSteps, resume: !!v.resume, onEvent, shouldStop: () => stopRequested });
+  } catch (e) {
+    onEvent({ type: 'error', step: -1, message: (e as Error).message });
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function humanPrinter(): (e: TrainEvent) => void {
+  const tty = process.stdout.isTTY;
+  const time = (ms: number) => {
+    const s = Math.round(ms / 1000);
+    return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  };
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        process.stdout.write(`training on ${e.backend} (${e.device}): ${e.trainableParams.toLocaleString('en-US')} trainable of ` +
+          `${e.totalParams.toLocaleString('en-US')} parameters, ${e.trainExamples} examples` +
+          `${e.validationExamples ? ` (+${e.validationExamples} held out)` : ''}, ${e.totalSteps} steps\n`);
+        break;
+      case 'step': {
+        const width = 24, done = Math.round((width * e.step) / e.totalSteps);
+        const line = `[${'#'.repeat(done)}${'.'.repeat(width - done)}] step ${e.step}/${e.totalSteps}  loss ${e.loss.toFixed(4)}  ` +
+          `lr ${e.lr.toExponential(2)}  |g| ${e.gradNorm.toFixed(3)}  ${e.tokensPerSec.toFixed(0)} tok/s  ETA ${time(e.etaMs)}`;
+        process.stdout.write(tty ? `\r${line}` : `${line}\n`);
+        break;
+      }
+      case 'eval': process.stdout.write(`${tty ? '\n' : ''}eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)}\n`); break;
+      case 'checkpoint': process.stdout.write(`${tty ? '\n' : ''}checkpoint: ${e.path}\n`); break;
+      case 'log': process.stdout.write(`${e.message}\n`); break;
+      case 'done': process.stdout.write(`${tty ? '\n' : ''}${e.stopped ? 'stopped' : 'done'} at step ${e.step}; adapter: ${e.adapter}\n`); break;
+      case 'error': break; // the command's own error line says it
+    }
+  };
+}
