@@ -1,6 +1,7 @@
 // The checks that look at the disk: the files a config names exist, the base folder is
-// a model the engine can load, the data's first lines are in data.format, and the target
-// modules exist in that model. Kept apart from parse() so that parsing stays pure and
+// a model the engine can load, and the data's first lines are in data.format. (Target
+// module names need no model: every Llama-family model has the seven projections, and
+// parse() already refuses any other name.) Kept apart from parse() so that parsing stays pure and
 // fast; these are cheap too (headers and first lines only, cached) but touch the disk.
 import { closeSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -47,19 +48,6 @@ export function checkFiles(parsed: ParseResult, options: FileCheckOptions = {}):
       if (!facts.ok) {
         report(base, 'error', 'model-unloadable', `model.base: ${written(base)} is not a loadable model: ${facts.problem}`);
       } else {
-        for (const entry of source.moduleEntries) {
-          if (entry.name === 'all-linear' || broken.has('lora.target_modules')) continue;
-          if (!(facts.modules as string[]).includes(entry.name)) {
-            const [start, end] = entry.range;
-            out.push({
-              message: `lora.target_modules: the model at ${written(base)} has no ${entry.name} (it has ${facts.modules.join(', ')})`,
-              severity: 'error',
-              code: 'module-missing',
-              range: source.lines.range(start, end),
-              data: { key: 'lora.target_modules' },
-            });
-          }
-        }
         const seqLen = usable('data.max_seq_len');
         const context = facts.config.maxPositionEmbeddings;
         if (seqLen && config.data.max_seq_len > context) {

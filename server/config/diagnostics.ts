@@ -31,8 +31,7 @@ export type DiagnosticCode =
   | 'conflict'
   | 'file-missing'
   | 'model-unloadable'
-  | 'data-format'
-  | 'module-missing';
+  | 'data-format';
 
 export interface TextEdit {
   range: Range;

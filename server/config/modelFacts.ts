@@ -2,8 +2,9 @@
 // model, read cheaply (config.json or a llama2.c header, never the weights) and cached
 // per folder until something in the folder changes.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { readModelConfig } from '../engine/formats/modelFolder';
+import { ModelFormatError } from '../engine/formats/types';
 import { LINEAR_MODULES, linearShape, type LinearModule, type LlamaConfig } from '../engine/model/config';
 
 export type ModelFacts =
@@ -34,6 +35,8 @@ function readFacts(dir: string): ModelFacts {
   try {
     config = readModelConfig(dir);
   } catch (e) {
+    // The config names the folder already; name only the file inside it that is wrong.
+    if (e instanceof ModelFormatError) return { ok: false, problem: e.file === dir ? e.problem : `${relative(dir, e.file) || basename(e.file)}: ${e.problem}` };
     return { ok: false, problem: (e as Error).message };
   }
   const modules = LINEAR_MODULES.filter((m) => linearShape(config, m).every((d) => d > 0));

@@ -363,7 +363,7 @@ type Resolved<K> = K extends { default: unknown } | { required: true } ? Declare
  * `target_modules` spelled out. Meaningful only when parsing reported no error.
  */
 export type ResolvedConfig = {
-  [S in SectionName]: { [K in keyof Schema[S]['keys']]: Resolved<Schema[S]['keys'][K]> };
+  -readonly [S in SectionName]: { -readonly [K in keyof Schema[S]['keys']]: Resolved<Schema[S]['keys'][K]> };
 };
 
 export type Quantization = ResolvedConfig['model']['quantization'];
