@@ -29,7 +29,7 @@ export function pathCompletions(
   const partial = written.slice(slash + 1);
   let entries: Dirent[];
   try {
-    entries = readdirSync(resolveAgainst(baseDir, folderPart || '.'), { withFileTypes: true });
+    entries = readdirSync(resolveAgainst(baseDir, folderPart || '.'), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
   } catch {
     return [];
   }

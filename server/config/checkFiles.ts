@@ -92,6 +92,8 @@ function pathProblem(path: string, want: 'file' | 'folder' | 'any'): string | un
   }
   if (want === 'folder' && !s.isDirectory()) return 'is a file; expected a folder holding config.json or a llama2.c checkpoint';
   if (want === 'file' && s.isDirectory()) return 'is a folder; expected a JSONL file';
+  // A device or pipe (/dev/stdin, say) could block the reader forever.
+  if (want === 'file' && !s.isFile()) return 'is not a regular file';
   return undefined;
 }
 

@@ -61,7 +61,7 @@ async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
       await tf.ready();
       // The cpu backend's first write prints an advert for tfjs-node; our choice is reported instead.
       (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
-      return { backend: 'cpu', device: 'JavaScript cpu backend (slow: for tests and as a last resort)' };
+      return { backend: 'cpu', device: 'plain JavaScript (slow)' };
     case 'webgpu':
       throw new BackendUnavailableError('webgpu', 'the WebGPU backend is not built into this version',
         'Use backend: auto, tensorflow or wasm.');

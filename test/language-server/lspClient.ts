@@ -26,6 +26,8 @@ export class LspClient {
   readonly published: Published[] = [];
   readonly logMessages: { type: number; message: string }[] = [];
   stderr = '';
+  /** What the server answered to initialize. */
+  capabilities: Record<string, unknown> = {};
   readonly exited: Promise<number | null>;
   private waiters: { match: (p: Published) => boolean; resolve: (p: Published) => void }[] = [];
 
@@ -60,7 +62,7 @@ export class LspClient {
     const child = spawn(command[0], command.slice(1), { cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
     const client = new LspClient(child);
     const rootUri = options.rootDir ? pathToFileURL(options.rootDir).href : null;
-    await client.connection.sendRequest('initialize', {
+    const result = (await client.connection.sendRequest('initialize', {
       processId: process.pid,
       rootUri,
       workspaceFolders: rootUri ? [{ uri: rootUri, name: 'root' }] : null,
@@ -73,7 +75,8 @@ export class LspClient {
         },
       },
       initializationOptions: options.initializationOptions,
-    });
+    })) as { capabilities: Record<string, unknown> };
+    client.capabilities = result.capabilities;
     await client.connection.sendNotification('initialized', {});
     return client;
   }
