@@ -3,6 +3,8 @@
 // resident bytes per quantized parameter. Prints a table; asserts nothing.
 //   node --import tsx test/bench/engine.bench.ts [--layers 2] [--seq 256] [--steps 3]
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { tf } from '../../server/engine/tf';
 import { initBackend } from '../../server/engine/backend';
 import { LlamaModel } from '../../server/engine/model/llama';
@@ -38,6 +40,20 @@ export function stepFlops(c: LlamaConfig, B: number, T: number, r: number): numb
   return f;
 }
 
+/** GFLOP/s of a plain 1024x1024 float32 matMul on the current backend: the machine's ceiling for us. */
+function matmulRate(): number {
+  const a = tf.randomNormal([1024, 1024]), b = tf.randomNormal([1024, 1024]);
+  tf.matMul(a, b).dispose();
+  const outs: tf.Tensor[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < 5; i++) { const c = tf.matMul(a, b); c.dataSync(); outs.push(c); }
+  const ms = (performance.now() - t0) / 5;
+  tf.dispose([a, b, ...outs]);
+  return (2 * 1024 ** 3) / (ms * 1e6);
+}
+
+const results: Record<string, { tokensPerSec: number; ceiling: number; gflops: number }> = {};
+
 async function run(backend: 'wasm' | 'cpu' | 'tensorflow') {
   let info;
   try {
@@ -67,6 +83,7 @@ async function run(backend: 'wasm' | 'cpu' | 'tensorflow') {
   const ms = (performance.now() - t0) / nSteps;
   const gflops = stepFlops(config, B, T, 16) / (ms * 1e6);
   const rb = model.residentBytes();
+  results[backend] = { tokensPerSec: (B * T) / ms * 1000, ceiling: backend === 'cpu' ? NaN : matmulRate(), gflops };
   console.log(`| ${backend.padEnd(10)} | ${info.device.padEnd(26)} | ${ms.toFixed(0).padStart(8)} | ${(B * T / ms * 1000).toFixed(0).padStart(8)} | ` +
     `${gflops.toFixed(2).padStart(7)} | ${(rb.projections / rb.projectionParams).toFixed(4)} |`);
   tf.dispose([ids, tg, w]);
@@ -78,4 +95,29 @@ async function run(backend: 'wasm' | 'cpu' | 'tensorflow') {
   console.log('| backend    | device                     | ms/step  | tokens/s | GFLOP/s | bytes/param |');
   console.log('|------------|----------------------------|----------|----------|---------|-------------|');
   for (const b of a.backends!.split(',')) await run(b as 'wasm' | 'cpu' | 'tensorflow');
+  peer();
 })();
+
+/** The same math in PyTorch on the CPU (Debian's python3-torch), as shipped and with OpenBLAS's SkylakeX kernels. */
+function peer() {
+  const script = join(__dirname, 'peer_torch.py');
+  const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  console.log('\nPeer: PyTorch on the CPU, same shapes, NF4 dequantize in plain PyTorch + LoRA, forward + backward');
+  if (!python) {
+    console.log('  PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch` (Debian), then `npm run bench` again.');
+    return;
+  }
+  const ours = results.wasm;
+  console.log('| peer                          | ms/step | tokens/s | matmul GFLOP/s | ours (wasm) / peer tokens/s | ours / ceiling | peer / ceiling |');
+  console.log('|-------------------------------|---------|----------|----------------|-----------------------------|----------------|----------------|');
+  for (const [label, env] of [['torch as shipped', {}], ['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] as const) {
+    const r = spawnSync(python, [script, String(layers), String(T), String(B), String(steps)], { encoding: 'utf8', env: { ...process.env, ...env } });
+    if (r.status !== 0) { console.log(`| ${label} | failed: ${r.stderr.trim().split('\n').pop()} |`); continue; }
+    const p = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    const peerFlops = stepFlops({ ...randomLlama(0, shape).config }, B, T, 16) / (p.msPerStep * 1e6);
+    console.log(`| ${label.padEnd(29)} | ${p.msPerStep.toFixed(0).padStart(7)} | ${p.tokensPerSec.toFixed(0).padStart(8)} | ` +
+      `${p.matmulGflops.toFixed(1).padStart(14)} | ${ours ? (ours.tokensPerSec / p.tokensPerSec).toFixed(2).padStart(27) : 'n/a'.padStart(27)} | ` +
+      `${ours ? (ours.gflops / ours.ceiling).toFixed(2).padStart(14) : 'n/a'} | ${(peerFlops / p.matmulGflops).toFixed(2).padStart(14)} |`);
+  }
+  if (ours) console.log(`(our wasm matmul ceiling: ${ours.ceiling.toFixed(1)} GFLOP/s; peer threads as PyTorch chose them)`);
+}
