@@ -38,7 +38,8 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, ada
   mkdirSync(root, { recursive: true });
   const final = join(root, `step-${state.step}`);
   const tmp = join(root, `.step-${state.step}.tmp`);
-  rmSync(tmp, { recursive: true, force: true });
+  // Hidden entries are half-written checkpoints of a killed run: never complete, never read.
+  for (const n of readdirSync(root)) if (n.startsWith('.')) rmSync(join(root, n), { recursive: true, force: true });
   await writeAdapter(tmp, adapter, baseModel);
   const opt = optimizer.getState();
   const tensors: WeightMap = new Map();
