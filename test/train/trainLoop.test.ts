@@ -167,6 +167,12 @@ test('stories260K + NF4: training loss falls >= 30% in 60 steps, held-out loss f
       assert.equal(peft.lora_alpha, 16);
       assert.deepEqual(peft.target_modules, ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
       assert.equal(peft.bias, 'none');
+      // Every key is a field of PEFT's LoraConfig (peft/tuners/lora/config.py and PeftConfig),
+      // so LoraConfig.from_pretrained takes the file as it is.
+      const loraConfigFields = ['peft_type', 'task_type', 'inference_mode', 'base_model_name_or_path', 'revision', 'r',
+        'target_modules', 'lora_alpha', 'lora_dropout', 'fan_in_fan_out', 'bias', 'use_rslora', 'modules_to_save',
+        'init_lora_weights', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern'];
+      for (const k of Object.keys(peft)) assert.ok(loraConfigFields.includes(k), `adapter_config.json key ${k} is not a LoraConfig field`);
       const { tensors } = readSafetensors(join(adapter, 'adapter_model.safetensors'));
       assert.equal(tensors.size, 5 * 7 * 2);
       assert.deepEqual(tensors.get('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')!.shape, [8, 64]);
