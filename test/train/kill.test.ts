@@ -12,36 +12,13 @@ import { projectRoot } from '../helpers/shared';
 import { shipLogs } from '../../server/demo/corpus';
 import { writeTinyModel, TINY_MODEL } from '../../server/demo/tinyModel';
 import { readSafetensors } from '../../server/engine/formats/safetensors';
+import { runConfig } from '../helpers/runConfig';
 
 interface Ev { type: string; step?: number; startStep?: number; message?: string }
 
 const MAX_STEPS = 30;
 
-const config = (base: string) => `model:
-  base: ${base}
-  quantization: nf4
-lora:
-  r: 4
-  alpha: 8
-  dropout: 0.1
-  target_modules: all-linear
-data:
-  train: ./train.jsonl
-  format: text
-  validation_split: 0.1
-  max_seq_len: 32
-training:
-  max_steps: ${MAX_STEPS}
-  micro_batch_size: 2
-  gradient_accumulation_steps: 1
-  learning_rate: 5.0e-3
-  warmup_steps: 2
-  eval_every: 0
-  save_every: 1
-  backend: wasm
-output:
-  dir: ./runs/r
-`;
+const config = (base: string) => runConfig(base, { maxSteps: MAX_STEPS, saveEvery: 1, evalEvery: 0 });
 
 /** When to kill: on the nth event of a type (counted within this run) plus a delay, or
  *  as soon as a temporary checkpoint folder appears in checkpoints/. */

@@ -13,6 +13,7 @@ import { writeTinyModel, TINY_MODEL } from '../../server/demo/tinyModel';
 import { readSafetensors } from '../../server/engine/formats/safetensors';
 import { loadModel } from '../../server/engine/formats/modelFolder';
 import { referenceLoss } from '../helpers/reference';
+import { runConfig } from '../helpers/runConfig';
 
 const shared = stories260K();
 
@@ -29,31 +30,8 @@ function workspace(modelDir: string, cfg: (base: string) => string, lines = ship
   return { dir, cfg: join(dir, 'run.qlora') };
 }
 
-const resumeConfig = (backend: string) => (base: string) => `model:
-  base: ${base}
-  quantization: nf4
-lora:
-  r: 4
-  alpha: 8
-  dropout: 0.1
-  target_modules: all-linear
-data:
-  train: ./train.jsonl
-  format: text
-  validation_split: 0.1
-  max_seq_len: 32
-training:
-  max_steps: 12
-  micro_batch_size: 2
-  gradient_accumulation_steps: 2
-  learning_rate: 5.0e-3
-  warmup_steps: 2
-  eval_every: 4
-  save_every: 6
-  backend: ${backend}
-output:
-  dir: ./runs/r
-`;
+const resumeConfig = (backend: string) => (base: string) =>
+  runConfig(base, { maxSteps: 12, saveEvery: 6, evalEvery: 4, gradAccum: 2, backend });
 
 for (const backend of ['wasm', 'cpu']) {
   test(`${backend}: 12 steps straight equal 6 steps then --resume, bit for bit (steps 7-12)`, () => {
@@ -140,10 +118,9 @@ test('bad configs are refused before training, naming the key and line', () => {
 
 test('stories260K + NF4: training loss falls >= 30% in 60 steps, held-out loss falls; the adapter is valid PEFT and evals like a hand merge',
   { skip: shared.skip }, async () => {
-    const cfgText = (base: string) => resumeConfig('wasm')(base)
-      .replace('max_steps: 12', 'max_steps: 60').replace('save_every: 6', 'save_every: 0').replace('eval_every: 4', 'eval_every: 20')
-      .replace('r: 4', 'r: 8').replace('alpha: 8', 'alpha: 16').replace('learning_rate: 5.0e-3', 'learning_rate: 2.0e-3')
-      .replace('micro_batch_size: 2', 'micro_batch_size: 4').replace('max_seq_len: 32', 'max_seq_len: 64').replace('dropout: 0.1', 'dropout: 0.05');
+    const cfgText = (base: string) => runConfig(base, {
+      maxSteps: 60, saveEvery: 0, evalEvery: 20, r: 8, alpha: 16, learningRate: '2.0e-3', microBatch: 4, maxSeqLen: 64, dropout: 0.05,
+    });
     const { dir, cfg } = workspace(shared.dir, cfgText, shipLogs(300, 5));
     try {
       const r = qlora(['train', cfg, '--json']);
