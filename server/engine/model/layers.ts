@@ -63,17 +63,21 @@ export function causalMask(T: number): tf.Tensor2D {
 }
 
 /**
- * Scaled dot-product attention with a causal mask and an optional key padding mask.
- * q: (B, nh, T, hs), k and v: (B, nh, T, hs), keyMask: (B, T) of 1 (attend) / 0 (padding).
+ * The additive attention mask for a batch: causal (T, T), plus -1e9 on padded keys when a
+ * key mask (B, T) of 1 (attend) / 0 (padding) is given, then (B, 1, T, T). Built once per
+ * forward pass and shared by every layer.
  */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyMask?: tf.Tensor2D): tf.Tensor4D {
-  const [B, , T, hs] = q.shape;
-  let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)); // (B, nh, T, T)
-  scores = tf.add(scores, causalMask(T));
-  if (keyMask) {
-    const pad = tf.mul(tf.sub(1, tf.reshape(keyMask, [B, 1, 1, T])), -1e9);
-    scores = tf.add(scores, pad);
-  }
+export function attentionMask(T: number, keyMask?: tf.Tensor2D): tf.Tensor {
+  const causal = causalMask(T);
+  if (!keyMask) return causal;
+  const B = keyMask.shape[0];
+  return tf.add(causal, tf.mul(tf.sub(1, tf.reshape(keyMask, [B, 1, 1, T])), -1e9));
+}
+
+/** Scaled dot-product attention; q, k, v: (B, nh, T, hs), mask from attentionMask(). */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
+  const hs = q.shape[3];
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), mask); // (B, nh, T, T)
   return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D; // (B, nh, T, hs)
 }
 

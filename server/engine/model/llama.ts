@@ -7,7 +7,7 @@
 import { tf } from '../tf';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaConfig } from './config';
 import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
-import { applyRope, attention, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, silu, splitHeads } from './layers';
+import { applyRope, attention, attentionMask, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, silu, splitHeads } from './layers';
 import type { LoadedModel, WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
 import { QuantizedWeight, type QuantType } from '../quant/quantizedWeight';
@@ -100,9 +100,10 @@ export class LlamaModel {
     }
     const cos = tf.slice(this.cosTable, [0, 0], [T, c.headDim]);
     const sin = tf.slice(this.sinTable, [0, 0], [T, c.headDim]);
+    const mask = attentionMask(T, opts.attentionMask);
     let x = tf.gather(this.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D; // (N, C)
     for (let l = 0; l < this.blocks.length; l++) {
-      x = tf.add(x, this.attentionBlock(l, rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps), B, T, cos, sin, opts));
+      x = tf.add(x, this.attentionBlock(l, rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps), B, T, cos, sin, mask, opts));
       x = tf.add(x, this.mlpBlock(l, rmsNorm(x, this.blocks[l].postNorm, c.rmsNormEps), opts));
     }
     x = rmsNorm(x, this.finalNorm, c.rmsNormEps);
@@ -126,13 +127,13 @@ export class LlamaModel {
   }
 
   private attentionBlock(l: number, x: tf.Tensor2D, B: number, T: number, cos: tf.Tensor2D, sin: tf.Tensor2D,
-    opts: ForwardOptions): tf.Tensor2D {
+    mask: tf.Tensor, opts: ForwardOptions): tf.Tensor2D {
     const c = this.config;
     const q = applyRope(splitHeads(this.linear(l, 'q_proj', x, opts), B, T, c.numHeads, c.headDim), cos, sin);
     const k = applyRope(splitHeads(this.linear(l, 'k_proj', x, opts), B, T, c.numKvHeads, c.headDim), cos, sin);
     const v = splitHeads(this.linear(l, 'v_proj', x, opts), B, T, c.numKvHeads, c.headDim);
     const nRep = c.numHeads / c.numKvHeads;
-    const y = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), opts.attentionMask); // (B, nh, T, hs)
+    const y = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask); // (B, nh, T, hs)
     return this.linear(l, 'o_proj', mergeHeads(y), opts);
   }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../formats/safetensors';
 import type { WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
-import { writeAdapter } from '../lora/peft';
+import { writeAdapter, type BaseQuantization } from '../lora/peft';
 import type { RngState } from '../rng';
 import type { BatchPosition } from './batching';
 import type { AdamW, AdamWState } from './optimizer';
@@ -33,14 +33,14 @@ export function checkpointsDir(outputDir: string): string {
 }
 
 export async function saveCheckpoint(outputDir: string, state: TrainerState, adapter: LoraAdapter, optimizer: AdamW,
-  baseModel: string): Promise<string> {
+  baseModel: string, baseQuantization: BaseQuantization): Promise<string> {
   const root = checkpointsDir(outputDir);
   mkdirSync(root, { recursive: true });
   const final = join(root, `step-${state.step}`);
   const tmp = join(root, `.step-${state.step}.tmp`);
   // Hidden entries are half-written checkpoints of a killed run: never complete, never read.
   for (const n of readdirSync(root)) if (n.startsWith('.')) rmSync(join(root, n), { recursive: true, force: true });
-  await writeAdapter(tmp, adapter, baseModel);
+  await writeAdapter(tmp, adapter, baseModel, baseQuantization);
   const opt = optimizer.getState();
   const tensors: WeightMap = new Map();
   opt.m.forEach((m, i) => tensors.set(`m.${i}`, { shape: [m.length], data: m }));

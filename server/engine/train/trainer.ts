@@ -9,7 +9,7 @@ import { loadModel } from '../formats/modelFolder';
 import { countParameters } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { LoraAdapter } from '../lora/adapter';
-import { writeAdapter } from '../lora/peft';
+import { readAdapter, writeAdapter, type BaseQuantization } from '../lora/peft';
 import { Rng } from '../rng';
 import type { ResolvedConfig } from '../../config/schema';
 import { Batcher, sequentialBatches, type Batch } from './batching';
@@ -64,8 +64,7 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
   const batcher = new Batcher(data.train, batchOpts);
   const accum = t.gradient_accumulation_steps;
   const stepsPerEpoch = Math.ceil(batcher.batchesPerEpoch / accum);
-  const configured = t.max_steps ?? (t.epochs ?? 1) * stepsPerEpoch;
-  const totalSteps = configured;
+  const totalSteps = t.max_steps ?? (t.epochs ?? 1) * stepsPerEpoch;
   const stopAt = Math.min(opts.maxSteps ?? totalSteps, totalSteps);
   const fingerprint = dataFingerprint(data.train);
   let dropoutRng = new Rng((t.seed ^ DROPOUT_STREAM) >>> 0);
@@ -83,7 +82,6 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
     batcher.setPosition(st.batcher);
     dropoutRng = new Rng(st.dropoutRng);
     bestEvalLoss = st.bestEvalLoss;
-    const { readAdapter } = await import('../lora/peft');
     const saved = LoraAdapter.fromPeftTensors(loaded.config, lora.config, readAdapter(dir).tensors, dir);
     params.forEach((p, i) => p.assign(saved.variables()[i]));
     saved.dispose();
@@ -102,8 +100,11 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
     step, totalSteps, batcher: batcher.position(), dropoutRng: dropoutRng.state(), bestEvalLoss,
     config, dataFingerprint: fingerprint,
   });
+  const baseQuantization: BaseQuantization = {
+    quantization: config.model.quantization, block_size: config.model.block_size, double_quant: config.model.double_quant,
+  };
   const checkpoint = async () => {
-    const path = await saveCheckpoint(config.output.dir, state(), lora, optimizer, config.model.base);
+    const path = await saveCheckpoint(config.output.dir, state(), lora, optimizer, config.model.base, baseQuantization);
     emit({ type: 'checkpoint', step, path });
   };
 
@@ -161,9 +162,7 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
     }
     await checkpoint();
     const adapterDir = join(config.output.dir, 'adapter');
-    await writeAdapter(adapterDir, lora, config.model.base, {
-      quantization: config.model.quantization, block_size: config.model.block_size, double_quant: config.model.double_quant,
-    });
+    await writeAdapter(adapterDir, lora, config.model.base, baseQuantization);
     emit({ type: 'done', step, adapter: adapterDir, stopped });
     return { adapter: adapterDir, step };
   } finally {
