@@ -8,6 +8,8 @@ import { convertCommand, convertUsage } from './cli/convertCommand';
 import { trainCommand, trainUsage } from './cli/trainCommand';
 import { demoCommand, demoUsage } from './cli/demoCommand';
 import { lspCommand, lspUsage } from './cli/lspCommand';
+import { serveCommand, serveUsage } from './cli/serveCommand';
+import { mergeCommand, mergeUsage } from './cli/mergeCommand';
 
 interface Command {
   usage: string;
@@ -23,6 +25,8 @@ const commands: Record<string, Command> = {
   inspect: { usage: inspectUsage, summary: 'architecture, parameters, linear modules, memory per quantization', run: inspectCommand },
   lsp: { usage: lspUsage, summary: 'the .qlora language server on standard input/output', run: lspCommand },
   convert: { usage: convertUsage, summary: 'write a model in the Hugging Face layout', run: convertCommand },
+  serve: { usage: serveUsage, summary: 'the local training server the extension talks to (HTTP on 127.0.0.1)', run: serveCommand },
+  merge: { usage: mergeUsage, summary: 'merge a LoRA adapter into its base: a standalone Hugging Face model', run: mergeCommand },
 };
 
 function help(): string {

@@ -1,8 +1,10 @@
 // Picks the TensorFlow.js backend at run time, in the order the design names:
 // `tensorflow` (tfjs-node-gpu, then tfjs-node) where it loads, else `wasm` (SIMD), else
-// `cpu`. A forced backend that cannot load is an error that says how to get it.
+// `cpu`. `webgpu` (Dawn, kernels/webgpuDawn.ts) runs only when asked for. A forced
+// backend that cannot load is an error that says how to get it.
 import { tf } from './tf';
 import { registerWasmBatchMatMul } from './kernels/wasmBatchMatMul';
+import { adapterName, startWebGpu } from './kernels/webgpuDawn';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -62,14 +64,28 @@ async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
       // The cpu backend's first write prints an advert for tfjs-node; our choice is reported instead.
       (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
       return { backend: 'cpu', device: 'plain JavaScript (slow)' };
-    case 'webgpu':
-      throw new BackendUnavailableError('webgpu', 'the WebGPU backend is not built into this version',
-        'Use backend: auto, tensorflow or wasm.');
+    case 'webgpu': return webgpuBackend();
     default:
       throw new Error(`unknown backend '${name}'`);
   }
 }
 
+async function webgpuBackend(): Promise<BackendInfo> {
+  const gpu = await startWebGpu();
+  if (!gpu.ok) throw new BackendUnavailableError('webgpu', gpu.why, gpu.howToGet);
+  // The backend's factory asks Dawn for the adapter and device itself; a failure there
+  // is logged by tfjs and reported as false.
+  if (!(await tf.setBackend('webgpu'))) {
+    throw new BackendUnavailableError('webgpu', `the device of ${adapterName(gpu.adapter)} did not start (see the warning above)`,
+      'Use backend: wasm.');
+  }
+  await tf.ready();
+  return { backend: 'webgpu', device: `WebGPU (Dawn): ${adapterName(gpu.adapter)}` };
+}
+
+// Every op the engine runs is a kernel TensorFlow's C API implements, except
+// Dequantize4bit, which has no `tensorflow` kernel and takes its host path
+// (quant/kernels.ts): the packed weight is downloaded, dequantized and uploaded per use.
 async function tensorflowBackend(): Promise<BackendInfo> {
   // tfjs-node registers the `tensorflow` backend in the global engine that every copy of
   // tfjs-core shares, so loading it from the bundle works.

@@ -2,7 +2,7 @@
 // time (never the whole file at once: a checkpoint can exceed Node's largest Buffer), and
 // every output is written beside its destination and renamed into place, so a crash or a
 // full disk never leaves a half-written file under the real name.
-import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -70,5 +70,41 @@ export function writeFileAtomic(file: string, write: (fd: number) => void): void
   } catch (err) {
     rmSync(temp, { force: true });
     throw err;
+  }
+}
+
+/** A folder (or file) that exists and is not an empty folder. */
+export function isNonEmptyDir(path: string): boolean {
+  return existsSync(path) && (!statSync(path).isDirectory() || readdirSync(path).length > 0);
+}
+
+/** Moves `from` to `to`; an existing `to` is moved aside first and removed only once `from` is in place. */
+export function replaceDir(from: string, to: string): void {
+  syncDir(from);
+  if (!existsSync(to)) {
+    renameSync(from, to);
+    return;
+  }
+  const old = `${from}.old`;
+  renameSync(to, old);
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    renameSync(old, to);
+    throw err;
+  }
+  rmSync(old, { recursive: true, force: true });
+}
+
+/** Flushes a folder's entries before it is renamed into place; some platforms cannot open a folder, which is fine. */
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -3,7 +3,8 @@
 // the tokenizer — copied from a Hugging Face source, converted from a llama2.c one.
 // Everything is written into a temporary folder beside outDir and renamed at the end, so
 // outDir is either the complete new model or untouched.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { isNonEmptyDir, replaceDir } from './binaryFile';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { LlamaConfig } from '../model/config';
@@ -51,10 +52,6 @@ function generationConfig(tokenizer: Tokenizer): { json: unknown } | { copy: str
   return { json: { _from_model_config: true, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId } };
 }
 
-function isNonEmptyDir(dir: string): boolean {
-  return existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0);
-}
-
 /** Weights in the model's parameter order, without a tied head (it is the embedding). */
 function orderedWeights(weights: WeightMap, config: LlamaConfig, target: string): WeightMap {
   const checked: WeightMap = new Map(weights);
@@ -62,6 +59,17 @@ function orderedWeights(weights: WeightMap, config: LlamaConfig, target: string)
   const out: WeightMap = new Map();
   for (const name of expectedWeightShapes(config).keys()) out.set(name, checked.get(name)!);
   return out;
+}
+
+/** config.json, generation_config.json and the tokenizer files of a Hugging Face folder. */
+export function writeModelSideFiles(dir: string, config: LlamaConfig, tokenizer: Tokenizer, torchDtype: TorchDtype): void {
+  const put = (name: string, content: { json: unknown } | { copy: string }) => {
+    if ('copy' in content) copyFileSync(content.copy, join(dir, name));
+    else writeFileSync(join(dir, name), JSON.stringify(content.json, null, 2) + '\n');
+  };
+  put('config.json', { json: toHfConfigJson(config, torchDtype) });
+  put('generation_config.json', generationConfig(tokenizer));
+  for (const [name, content] of tokenizerFiles(tokenizer, config)) put(name, content);
 }
 
 /**
@@ -78,41 +86,17 @@ export function writeHuggingFaceFolder(
     throw new Error(`${target} already exists and is not empty; choose another folder or replace it (force)`);
   }
   const weights = orderedWeights(model.weights, model.config, target);
-  const tokenizer = tokenizerFiles(model.tokenizer, model.config);
-  const generation = generationConfig(model.tokenizer);
+  tokenizerFiles(model.tokenizer, model.config); // refuses an unsavable tokenizer before anything is written
 
   const temp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(temp, { recursive: true });
   try {
-    const put = (name: string, content: { json: unknown } | { copy: string }) => {
-      if ('copy' in content) copyFileSync(content.copy, join(temp, name));
-      else writeFileSync(join(temp, name), JSON.stringify(content.json, null, 2) + '\n');
-    };
-    put('config.json', { json: toHfConfigJson(model.config, TORCH_DTYPE[opts.dtype]) });
-    put('generation_config.json', generation);
+    writeModelSideFiles(temp, model.config, model.tokenizer, TORCH_DTYPE[opts.dtype]);
     writeSafetensorsSharded(temp, weights, { dtype: opts.dtype, maxShardBytes: opts.maxShardBytes ?? 5e9 });
-    for (const [name, content] of tokenizer) put(name, content);
     replaceDir(temp, target);
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });
     throw err;
   }
   return target;
-}
-
-/** Moves `from` to `to`; an existing `to` is moved aside first and removed only once `from` is in place. */
-function replaceDir(from: string, to: string): void {
-  if (!existsSync(to)) {
-    renameSync(from, to);
-    return;
-  }
-  const old = `${from}.old`;
-  renameSync(to, old);
-  try {
-    renameSync(from, to);
-  } catch (err) {
-    renameSync(old, to);
-    throw err;
-  }
-  rmSync(old, { recursive: true, force: true });
 }

@@ -256,14 +256,17 @@ function checkTensor(name: string, t: HostTensor): void {
   }
 }
 
-/** The header bytes (length prefix included), padded with spaces to a multiple of 8 as the Rust writer does. */
-function encodeHeader(tensors: WeightMap, opts: WriteSafetensorsOptions): Uint8Array {
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...opts.metadata } };
+/**
+ * The header bytes (length prefix included) for tensors laid out in the given order,
+ * padded with spaces to a multiple of 8 as the Rust writer does.
+ */
+export function encodeSafetensorsHeader(entries: Iterable<{ name: string; shape: number[] }>, dtype: SafetensorsDtype,
+  metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   let offset = 0;
-  for (const [name, t] of tensors) {
-    checkTensor(name, t);
-    const bytes = t.data.length * BYTES_PER_ELEMENT[opts.dtype];
-    header[name] = { dtype: opts.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+  for (const { name, shape } of entries) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -273,6 +276,11 @@ function encodeHeader(tensors: WeightMap, opts: WriteSafetensorsOptions): Uint8A
   out.writeBigUInt64LE(BigInt(json.length), 0);
   json.copy(out, 8);
   return out;
+}
+
+function encodeHeader(tensors: WeightMap, opts: WriteSafetensorsOptions): Uint8Array {
+  for (const [name, t] of tensors) checkTensor(name, t);
+  return encodeSafetensorsHeader([...tensors].map(([name, t]) => ({ name, shape: t.shape })), opts.dtype, opts.metadata);
 }
 
 /** Writes `tensors` (in map order) to `file`, atomically: a temp file beside it, then a rename. */

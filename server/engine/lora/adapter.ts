@@ -4,7 +4,10 @@ import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaC
 import type { WeightMap } from '../formats/types';
 import type { Rng } from '../rng';
 import type { tf } from '../tf';
-import { LoraLayer, loraScaling } from './loraLayer';
+import { LoraLayer } from './loraLayer';
+import { loraScaling, PEFT_PREFIX, resolveTargets } from './names';
+
+export { PEFT_PREFIX, resolveTargets };
 
 export interface LoraConfig {
   r: number;
@@ -14,18 +17,6 @@ export interface LoraConfig {
   rslora: boolean;
 }
 
-/** PEFT stores `base_model.model.<module>.lora_A.weight`. */
-export const PEFT_PREFIX = 'base_model.model.';
-
-export function resolveTargets(t: LoraConfig['targetModules']): LinearModule[] {
-  if (t === 'all-linear') return [...LINEAR_MODULES];
-  for (const m of t) {
-    if (!(LINEAR_MODULES as readonly string[]).includes(m)) {
-      throw new Error(`target_modules: '${m}' is not a projection of this model (expected one of ${LINEAR_MODULES.join(', ')})`);
-    }
-  }
-  return [...t];
-}
 
 export class LoraAdapter {
   private constructor(readonly config: LoraConfig, readonly layers: Map<string, LoraLayer>) {}

@@ -46,6 +46,4 @@ export class LoraLayer {
   }
 }
 
-export function loraScaling(alpha: number, r: number, rslora: boolean): number {
-  return rslora ? alpha / Math.sqrt(r) : alpha / r;
-}
+export { loraScaling } from './names';

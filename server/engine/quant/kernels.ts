@@ -2,9 +2,10 @@
 // float32 weight, written directly in the layout the caller's matMul needs. Registered for
 // the cpu backend (host arrays) and the wasm backend (views on the wasm heap); both run
 // the same tight loop, which replaces gather + multiply (on wasm here, 0.7 ms instead of
-// 21 ms for a 1376x512 weight; DESIGN.md "Where speed comes from"). On any other backend
-// the op takes the slow path: it downloads the packed tensors, runs the loop on the host
-// and uploads the result.
+// 21 ms for a 1376x512 weight; DESIGN.md "Where speed comes from"). The webgpu backend
+// runs one WGSL compute shader instead (../kernels/webgpuDequantize4bit.ts). On any other
+// backend (tensorflow) the op takes the slow path: it downloads the packed tensors, runs
+// the loop on the host and uploads the result.
 //
 // The op is never differentiated: the caller dequantizes a frozen weight inside its own
 // tf.customGrad, so no gradient is registered.
@@ -14,6 +15,7 @@
 import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from './codebooks';
 import type { NestedQuantMap, QuantType } from './codebooks';
+import { webgpuDequantize4bitKernel } from '../kernels/webgpuDequantize4bit';
 
 export const DEQUANTIZE_4BIT = 'Dequantize4bit';
 
@@ -212,9 +214,9 @@ const wasmKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return output;
 };
 
-/** Registers the cpu and wasm kernels where they are not yet registered; runs on import. */
+/** Registers the cpu, wasm and webgpu kernels where they are not yet registered; runs on import. */
 export function registerDequantizeKernels(): void {
-  for (const [backendName, kernelFunc] of [['cpu', cpuKernel], ['wasm', wasmKernel]] as const) {
+  for (const [backendName, kernelFunc] of [['cpu', cpuKernel], ['wasm', wasmKernel], ['webgpu', webgpuDequantize4bitKernel]] as const) {
     if (!tf.getKernel(DEQUANTIZE_4BIT, backendName)) tf.registerKernel({ kernelName: DEQUANTIZE_4BIT, backendName, kernelFunc });
   }
 }
@@ -227,7 +229,7 @@ export function hasDequantizeKernel(): boolean {
 
 /**
  * W (rows, cols) or W^T as a float32 tensor on the current backend. Slow path where no
- * kernel is registered (tensorflow, webgpu): download, dequantize on the host, upload.
+ * kernel is registered (tensorflow): download, dequantize on the host, upload.
  */
 export function dequantize4bit(inputs: Dequantize4bitTensors, attrs: Dequantize4bitAttrs): tf.Tensor2D {
   const shape = outShapeOf(attrs);
