@@ -1,0 +1,73 @@
+// The training process: one run, in a child process of the server so that the server
+// answers while it computes and survives whatever the run does (a crash, the wasm heap
+// running out). It appends every event to the run's metrics.jsonl itself, before the
+// trainer goes on, so a step's line is on disk before the checkpoint that covers it.
+// The server is told by IPC that lines were added and reads them from the file.
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkConfigText, ConfigError } from '../config/load';
+import { train } from '../engine/train/trainer';
+import type { TrainEvent } from '../engine/train/events';
+import type { RunRecord } from '../protocol';
+
+export interface WorkerJob {
+  configText: string;
+  baseDir: string;
+  configFile: string;
+  resume: boolean;
+  maxSteps?: number;
+  metricsFile: string;
+  /** Id of the first record this process appends. */
+  firstEventId: number;
+  /** Its appearance asks for a checkpoint and a stop at the end of the current step. */
+  stopFile: string;
+}
+
+/** Messages from the worker to the server. */
+export type WorkerMessage = { kind: 'appended'; lastId: number; rssBytes: number; tensorBytes: number | null };
+
+export async function runWorker(job: WorkerJob): Promise<number> {
+  // Without the server nobody reads what this process writes, and a restarted server may
+  // already resume the run: stop before the next line or step. Signals and IPC wait for
+  // the event loop, which a training step does not give back, so the parent's pid is
+  // checked synchronously (POSIX re-parents an orphan); 'disconnect' covers the rest.
+  const parent = process.ppid;
+  const orphaned = () => process.ppid !== parent;
+  process.on('disconnect', () => process.exit(70));
+  let stopRequested = false;
+  process.on('message', (m: { kind?: string }) => { if (m?.kind === 'stop') stopRequested = true; });
+
+  const fd = openSync(job.metricsFile, 'a');
+  let nextId = job.firstEventId;
+  let lastStep = 0;
+  let tensorBytes: number | null = null;
+  const record = (e: TrainEvent) => {
+    if (orphaned()) process.exit(70);
+    if (e.type === 'step') { lastStep = e.step; tensorBytes = e.memoryBytes; }
+    if (e.type === 'start') lastStep = e.startStep;
+    const line = Buffer.from(JSON.stringify({ ...e, id: nextId++, time: Date.now() } satisfies RunRecord) + '\n');
+    for (let off = 0; off < line.length;) off += writeSync(fd, line, off);
+    const msg: WorkerMessage = { kind: 'appended', lastId: nextId - 1, rssBytes: process.memoryUsage.rss(), tensorBytes };
+    process.send?.(msg);
+  };
+  try {
+    const { config } = checkConfigText(job.configText, job.baseDir, job.configFile);
+    mkdirSync(config.output.dir, { recursive: true });
+    writeFileSync(join(config.output.dir, 'config.qlora'), job.configText);
+    await train(config, {
+      maxSteps: job.maxSteps, resume: job.resume, onEvent: record,
+      shouldStop: () => {
+        if (orphaned()) process.exit(70);
+        return stopRequested || existsSync(job.stopFile);
+      },
+    });
+    return 0;
+  } catch (e) {
+    const message = e instanceof ConfigError ? e.message : (e as Error).message;
+    record({ type: 'error', step: lastStep, message });
+    if (process.env.QLORA_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,173 @@
+// The training server's HTTP and Server-Sent Events payloads: the one definition that
+// the server (server/http), the extension and the webview import. Types and constants
+// only, no Node imports, so that browser bundles can use it as is.
+// Contract: ../shared/docs/DESIGN.md, "Training server API".
+import type { ConfigDiagnostic } from './config/diagnostics';
+import type { TrainEvent } from './engine/train/events';
+
+export type {
+  CheckpointEvent, DoneEvent, ErrorEvent, EvalEvent, LogEvent, StartEvent, StepEvent, TrainEvent,
+} from './engine/train/events';
+export type { ConfigDiagnostic, Position, Range, Severity } from './config/diagnostics';
+
+/** Environment variable the server takes its bearer token from; it refuses to start without one. */
+export const TOKEN_ENV = 'QLORA_SERVER_TOKEN';
+/** Shortest token the server accepts. */
+export const MIN_TOKEN_LENGTH = 16;
+/** Largest JSON request body, in bytes (a config is a few kilobytes). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Routes, all under /v1; every request carries `Authorization: Bearer <token>`. */
+export const Routes = {
+  /** GET -> HealthResponse. */
+  health: '/v1/health',
+  /** GET -> RunListResponse; POST CreateRunRequest -> 201 CreateRunResponse | 400 ConfigErrorResponse | 409 ErrorResponse. */
+  runs: '/v1/runs',
+  /** GET -> RunSummary. */
+  run: (id: string) => `/v1/runs/${encodeURIComponent(id)}`,
+  /** GET -> text/event-stream of RunRecord (see SseEventName); honours Last-Event-ID. */
+  events: (id: string) => `/v1/runs/${encodeURIComponent(id)}/events`,
+  /** POST -> RunSummary: a queued run leaves the queue; a training run checkpoints and stops. */
+  stop: (id: string) => `/v1/runs/${encodeURIComponent(id)}/stop`,
+  /** POST -> RunSummary: a stopped, interrupted or failed run is queued again from its newest complete checkpoint. */
+  resume: (id: string) => `/v1/runs/${encodeURIComponent(id)}/resume`,
+} as const;
+
+/** What a run id looks like; anything else is refused before it can name a path. */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * A run's life: queued -> training -> done | stopped | error. `stopping` is a stop
+ * request waiting for the current step to end. `interrupted`: the server went away while
+ * the run trained (crash, kill or shutdown); like `stopped` and `error` it can be resumed.
+ */
+export const RUN_STATES = ['queued', 'training', 'stopping', 'stopped', 'done', 'error', 'interrupted'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+/** States from which POST .../resume queues the run again. */
+export const RESUMABLE_STATES: readonly RunState[] = ['stopped', 'interrupted', 'error'];
+/** States in which a run's output folder is taken: a new run may not use it. */
+export const BUSY_STATES: readonly RunState[] = ['queued', 'training', 'stopping'];
+
+export interface RunSummary {
+  id: string;
+  state: RunState;
+  /** 1 for the next run to train, while queued; otherwise null. */
+  queuePosition: number | null;
+  /** ISO 8601 times. */
+  createdAt: string;
+  updatedAt: string;
+  /** The config file's path as the client named it (for display), and the folder relative paths resolve against. */
+  configFile: string;
+  baseDir: string;
+  /** The resolved output.dir: checkpoints/ and adapter/ are written there. */
+  outputDir: string;
+  /** Last optimizer step reported, and the run's length (null until training starts). */
+  step: number;
+  totalSteps: number | null;
+  loss: number | null;
+  evalLoss: number | null;
+  /** Step of the newest checkpoint reported. */
+  checkpointStep: number | null;
+  /** Adapter folder once the run is done (or stopped). */
+  adapter: string | null;
+  backend: string | null;
+  device: string | null;
+  /** Why the run failed, for state `error`. */
+  error: string | null;
+  /** Id of the newest event in metrics.jsonl: a client that has seen it is up to date. */
+  lastEventId: number;
+}
+
+export interface RunListResponse { runs: RunSummary[] }
+
+export interface CreateRunRequest {
+  /** The .qlora text (the editor's buffer, saved or not). */
+  configText: string;
+  /** Absolute folder that relative paths in the config resolve against (the file's folder). */
+  baseDir: string;
+  /** Where the text came from, for messages and display; default `<baseDir>/train.qlora`. */
+  configFile?: string;
+  /** Stop after this many optimizer steps in total (like `qlora train --max-steps`). */
+  maxSteps?: number;
+  /**
+   * Start afresh although output.dir holds checkpoints: they are deleted when the run
+   * starts, and a stopped, interrupted or failed run that wrote them can no longer resume.
+   */
+  overwrite?: boolean;
+}
+
+export interface CreateRunResponse {
+  id: string;
+  run: RunSummary;
+  /** Warnings the config passed with. */
+  diagnostics: ConfigDiagnostic[];
+}
+
+/** 400 for a config with errors: the language server's diagnostics, positions included. */
+export interface ConfigErrorResponse {
+  error: string;
+  diagnostics: ConfigDiagnostic[];
+}
+
+export type ErrorCode =
+  | 'unauthorized' | 'forbidden-host' | 'bad-request' | 'invalid-run-id' | 'not-found' | 'config-invalid'
+  | 'output-in-use' | 'output-exists' | 'wrong-state' | 'body-too-large' | 'shutting-down' | 'internal';
+
+/** Every 4xx/5xx answer other than a config's diagnostics. */
+export interface ErrorResponse { error: string; code: ErrorCode }
+
+export interface HealthResponse {
+  ok: true;
+  /** The qlora package version. */
+  version: string;
+  api: 'v1';
+  pid: number;
+  uptimeMs: number;
+  /** The TensorFlow.js backend and device of the newest run that started (null before any). */
+  backend: string | null;
+  device: string | null;
+  memory: {
+    /** The server process. */
+    rssBytes: number;
+    heapUsedBytes: number;
+    systemTotalBytes: number;
+    systemFreeBytes: number;
+    /** The training process, while one runs: its resident size and the bytes TensorFlow.js holds. */
+    training: { rssBytes: number; tensorBytes: number | null } | null;
+  };
+  runs: { queued: number; training: string | null };
+}
+
+/** A run's state change, recorded in metrics.jsonl like the trainer's events. */
+export interface StateEvent {
+  type: 'state';
+  state: RunState;
+  queuePosition: number | null;
+  /** Why, in words: "resuming from step-20", "the server shut down", an error message. */
+  message?: string;
+}
+
+export type RunEvent = TrainEvent | StateEvent;
+
+/**
+ * One line of metrics.jsonl and the data of one SSE event: the event plus `id`, which
+ * increases through the run's whole life (restarts and resumes included) and is the SSE
+ * `id:`, and `time` (ms since the epoch). After a resume, the lines for steps past the
+ * checkpoint it resumed from are dropped and those steps come again with new ids.
+ */
+export type RunRecord = RunEvent & { id: number; time: number };
+
+/** SSE `event:` names. `metrics`: step and eval; `state`: state changes and the trainer's start. */
+export const SSE_EVENTS = ['metrics', 'log', 'state', 'checkpoint', 'done', 'error'] as const;
+export type SseEventName = (typeof SSE_EVENTS)[number];
+
+export function sseEventName(e: RunEvent): SseEventName {
+  switch (e.type) {
+    case 'step': case 'eval': return 'metrics';
+    case 'start': case 'state': return 'state';
+    default: return e.type;
+  }
+}
+
+/** The line `qlora serve` prints on stdout once it listens. */
+export interface ServeReady { port: number }
