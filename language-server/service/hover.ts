@@ -1,7 +1,7 @@
 // Hover: the schema's words for the key, section, value or module under the cursor.
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import { LINEAR_MODULES, type LinearModule } from '../../server/engine/model/config';
-import { findKey, isSection, occurrenceAt } from '../../server/config';
+import { findKey, isSection, occurrenceAt, type LineIndex } from '../../server/config';
 import { baseModel, parsed, type QloraDocument } from './analysis';
 import { enumValueMarkdown, keyMarkdown, moduleMarkdown, sectionMarkdown } from './docs';
 import type { QloraSettings } from './settings';
@@ -31,6 +31,6 @@ export function hover(doc: QloraDocument, position: Position, settings: QloraSet
   return answer(keyMarkdown(key), occ.keyRange, source.lines);
 }
 
-function answer(value: string, [start, end]: [number, number], lines: { range(s: number, e: number): Hover['range'] }): Hover {
+function answer(value: string, [start, end]: [number, number], lines: LineIndex): Hover {
   return { contents: { kind: MarkupKind.Markdown, value }, range: lines.range(start, end) };
 }

@@ -29,7 +29,8 @@ export {
 } from './diagnostics';
 export { LineIndex } from './lineIndex';
 export { modelFacts, type ModelFacts } from './modelFacts';
-export { parse, resolveAgainst, type ParseResult } from './parse';
+export { parse, type ParseResult } from './parse';
+export { resolveAgainst } from './resolve';
 export {
   ALL_KEYS,
   ALL_LINEAR,

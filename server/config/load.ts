@@ -3,9 +3,8 @@
 // messages everywhere, `file:line:col: message`.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { checkFiles } from './checkFiles';
-import { formatDiagnostic, hasErrors, sortDiagnostics, type ConfigDiagnostic } from './diagnostics';
-import { parse } from './parse';
+import { formatDiagnostic, hasErrors, type ConfigDiagnostic } from './diagnostics';
+import { parseAndCheck } from './index';
 import type { ResolvedConfig } from './schema';
 
 export class ConfigError extends Error {
@@ -17,10 +16,9 @@ export class ConfigError extends Error {
 
 /** Parses and checks config text; throws ConfigError listing every error. */
 export function checkConfigText(text: string, baseDir: string, file: string): { config: ResolvedConfig; diagnostics: ConfigDiagnostic[] } {
-  const parsed = parse(text, baseDir);
-  const diagnostics = sortDiagnostics([...parsed.diagnostics, ...(hasErrors(parsed.diagnostics) ? [] : checkFiles(parsed))]);
+  const { config, diagnostics } = parseAndCheck(text, baseDir);
   if (hasErrors(diagnostics)) throw new ConfigError(file, diagnostics);
-  return { config: parsed.config, diagnostics };
+  return { config, diagnostics };
 }
 
 export function loadConfigFile(file: string): { config: ResolvedConfig; diagnostics: ConfigDiagnostic[]; text: string } {

@@ -2,17 +2,14 @@
 // Pure: no file system access (checkFiles.ts does that), so it can run on every keystroke.
 // The `yaml` package keeps the offsets of every node, which is why it is used rather
 // than a JSON-first loader: each message lands on the key or value it is about.
-import { homedir } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { LINEAR_MODULES } from '../engine/model/config';
 import { checkConflicts } from './conflicts';
 import { expectation, formatDefault } from './describe';
 import { sortDiagnostics, type ConfigDiagnostic, type Fix } from './diagnostics';
 import { LineIndex } from './lineIndex';
+import { resolveConfig } from './resolve';
 import {
   ALL_KEYS,
-  ALL_LINEAR,
   findKey,
   isSection,
   SECTION_NAMES,
@@ -64,7 +61,6 @@ export function parse(text: string, baseDir: string): ParseResult {
   checkConflicts(config, source, report);
   return { config, diagnostics: sortDiagnostics(diagnostics), source };
 }
-
 
 /** Walks the two levels of a `.qlora` file: sections, then keys. */
 class Walker {
@@ -172,7 +168,6 @@ class Walker {
       name,
       keyRange,
       valueRange: valueRangeOrNone,
-      known: section ? findKey(section, name) !== undefined : isSection(name),
     };
     this.source.occurrences.push(occ);
     return occ;
@@ -279,26 +274,6 @@ function homeOf(name: string): KeyInfo | undefined {
 function exampleKey(section: SectionName): string {
   const first = sectionKeys(section)[0];
   return `${first.name}: ${formatDefault(first.spec) ?? '...'}`;
-}
-
-/** Defaults for what is absent, absolute paths, `all-linear` spelled out. */
-function resolveConfig(values: Map<string, unknown>, baseDir: string): ResolvedConfig {
-  const config: Record<string, Record<string, unknown>> = {};
-  for (const section of SECTION_NAMES) config[section] = {};
-  for (const key of ALL_KEYS) {
-    let v = values.has(key.path) ? values.get(key.path) : key.spec.default;
-    if (key.spec.type === 'modules' && (v === ALL_LINEAR || v === undefined)) v = [...LINEAR_MODULES];
-    else if (key.spec.type === 'modules' && Array.isArray(v)) v = [...v];
-    if (key.spec.type === 'path') v = typeof v === 'string' ? resolveAgainst(baseDir, v) : key.spec.required ? '' : undefined;
-    config[key.section][key.name] = v;
-  }
-  return config as unknown as ResolvedConfig;
-}
-
-/** A path as the file wrote it, made absolute; `~/` is the home folder, as in a shell. */
-export function resolveAgainst(baseDir: string, written: string): string {
-  if (written === '~' || written.startsWith('~/')) return resolvePath(homedir(), written.slice(2));
-  return resolvePath(baseDir, written);
 }
 
 /** YAML's zero-width error positions widened to one character so that editors show them. */

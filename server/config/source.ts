@@ -12,8 +12,6 @@ export interface KeyOccurrence {
   keyRange: [number, number];
   /** Absent when nothing follows the colon. */
   valueRange?: [number, number];
-  /** Declared in the schema. */
-  known: boolean;
 }
 
 /** One entry of `lora.target_modules` as written. */

@@ -14,7 +14,7 @@ import { GOOD_CONFIG, makeWorkspace, type Workspace } from '../config/workspace'
 import { fileUri, LspClient } from './lspClient';
 
 const EDITS = 10_000;
-const BATCH = 100;
+const BATCH = 50;
 const SEED = Number(process.env.FUZZ_SEED ?? 20240607);
 /** Past this length a big chunk is deleted, so the document stays editor-sized. */
 const MAX_LENGTH = 6000;
@@ -45,7 +45,9 @@ before(async () => {
   ws = makeWorkspace();
   client = await LspClient.start(undefined, { rootDir: ws.dir });
 });
-after(async () => {
+after(() => {
+  // After a failed assertion the server is still up; it must not keep the runner waiting.
+  if (client.child.exitCode === null) client.child.kill();
   ws.cleanup();
 });
 
@@ -68,8 +70,8 @@ function randomEdit(doc: TextDocument, next: () => number): TextDocumentContentC
   }
   const r = next();
   const offset = Math.floor(next() * (text.length + 1));
-  if (r < 0.01) return { text: next() < 0.5 ? GOOD_CONFIG : randomText(next) }; // full-text sync
-  if (r < 0.45) return { range: { start: at(offset), end: at(offset) }, text: randomText(next) };
+  if (r < 0.02) return { text: next() < 0.8 ? GOOD_CONFIG : randomText(next) }; // full-text sync
+  if (r < 0.55) return { range: { start: at(offset), end: at(offset) }, text: randomText(next) };
   const end = Math.min(text.length, offset + 1 + Math.floor(next() * 12));
   if (r < 0.8) return { range: { start: at(offset), end: at(end) }, text: '' };
   return { range: { start: at(offset), end: at(end) }, text: randomText(next) };
@@ -92,6 +94,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
   const texts = new Map<number, TextDocument>([[1, doc]]);
   let checkedPublications = 0;
   let requests = 0;
+  let totalLength = 0;
   const first = client.nextDiagnostics(uri, 1);
   const started = performance.now();
   await client.open(uri, GOOD_CONFIG);
@@ -104,6 +107,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
       doc = TextDocument.update(TextDocument.create(uri, 'qlora', doc.version, doc.getText()), [change], doc.version + 1);
       texts.set(doc.version, doc);
       void client.change(uri, doc.version, [change]);
+      totalLength += doc.getText().length;
     }
     // Requests after the batch see its last version: the server handles messages in order.
     const position = doc.positionAt(Math.floor(next() * (doc.getText().length + 1)));
@@ -122,7 +126,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
       if (item.textEdit && 'range' in item.textEdit) assertRangeIn(item.textEdit.range, doc, `completion ${item.label}`);
     }
     if (hover) {
-      assert.equal(typeof (hover.contents as { value: string }).value, 'string');
+      assert.equal(typeof (hover.contents as { value: unknown }).value, 'string');
       if (hover.range) assertRangeIn(hover.range, doc, 'hover');
     }
     assert.ok(lenses.length >= 2 && lenses.every((l) => typeof l.command?.title === 'string'));
@@ -138,7 +142,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
       assert.ok(version, `diagnostics for unknown version ${p.version}`);
       for (const d of p.diagnostics) {
         assertRangeIn(d.range, version, `diagnostic "${d.message}"`);
-        assert.ok([1, 2, 3].includes(d.severity!) && d.message.length > 0);
+        assert.ok([1, 2, 3].includes(d.severity!) && typeof d.message === 'string' && d.message.length > 0);
       }
       checkedPublications++;
     }
@@ -154,7 +158,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
 
   console.log(
     `# fuzz: ${EDITS} edits (seed ${SEED}) and ${requests} requests in ${seconds.toFixed(1)} s ` +
-      `(${Math.round(EDITS / seconds)} edits/s); ${checkedPublications} diagnostic publications checked; final text ${finalDoc.getText().length} chars`,
+      `(${Math.round(EDITS / seconds)} edits/s); ${checkedPublications} diagnostic publications checked; mean text ${Math.round(totalLength / EDITS)} chars`,
   );
   assert.equal(await client.stop(), 0, 'the server exits cleanly after shutdown');
   assert.deepEqual(client.logMessages.filter((m) => m.type === 1), [], 'no error logged');

@@ -31,7 +31,7 @@ export class LspClient {
   readonly exited: Promise<number | null>;
   private waiters: { match: (p: Published) => boolean; resolve: (p: Published) => void }[] = [];
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(readonly child: ChildProcess, settings: Record<string, unknown>) {
     this.connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     child.stderr!.on('data', (b: Buffer) => (this.stderr += b.toString()));
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
@@ -47,8 +47,10 @@ export class LspClient {
     this.connection.onNotification('window/logMessage', (p: { type: number; message: string }) => {
       this.logMessages.push(p);
     });
-    // Servers may ask for settings; answer "none" for each item asked.
-    this.connection.onRequest('workspace/configuration', (p: unknown) => ((p as { items?: unknown[] }).items ?? []).map(() => null));
+    // Servers may pull settings: answer each section asked from `settings`, null for others.
+    this.connection.onRequest('workspace/configuration', (p: unknown) =>
+      ((p as { items?: { section?: string }[] }).items ?? []).map((i) => (i.section ? (settings[i.section] ?? null) : null)),
+    );
     this.connection.onRequest('client/registerCapability', () => null);
     this.connection.onRequest('window/workDoneProgress/create', () => null);
     this.connection.listen();
@@ -57,10 +59,16 @@ export class LspClient {
   /** Spawns `command` and runs the initialize handshake. */
   static async start(
     command: string[] = OUR_SERVER,
-    options: { initializationOptions?: unknown; rootDir?: string; capabilities?: Record<string, unknown> } = {},
+    options: {
+      initializationOptions?: unknown;
+      rootDir?: string;
+      capabilities?: Record<string, unknown>;
+      /** Settings by section, for servers that pull them with workspace/configuration. */
+      settings?: Record<string, unknown>;
+    } = {},
   ): Promise<LspClient> {
     const child = spawn(command[0], command.slice(1), { cwd: projectRoot, stdio: ['pipe', 'pipe', 'pipe'] });
-    const client = new LspClient(child);
+    const client = new LspClient(child, options.settings ?? {});
     const rootUri = options.rootDir ? pathToFileURL(options.rootDir).href : null;
     const result = (await client.connection.sendRequest('initialize', {
       processId: process.pid,
