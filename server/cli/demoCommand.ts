@@ -71,7 +71,7 @@ export async function demoCommand(args: string[]): Promise<void> {
       model.lora = LoraAdapter.fromPeftTensors(loaded.config, a.config, a.tensors, adapterDir);
     }
     const prompt = loaded.tokenizer.encode('Day 5.', { bos: true });
-    const ids = generateIds(model, prompt, { maxTokens: 40, temperature: 0, topP: 1, seed: 1, stopIds: [loaded.tokenizer.eosId] });
+    const ids = await generateIds(model, prompt, { maxTokens: 40, temperature: 0, topP: 1, seed: 1, stopIds: [loaded.tokenizer.eosId] });
     model.dispose();
     return loaded.tokenizer.decode([...prompt, ...ids]).replace(/\n/g, ' ');
   };

@@ -17,7 +17,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   }
   const backend = await backendFrom(v);
   const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
-  const r = evaluateIds(model, tokenizer.encode(text, { bos: true }));
+  const r = await evaluateIds(model, tokenizer.encode(text, { bos: true }));
   print(!!v.json, r, `tokens ${r.tokens}  loss ${r.loss.toFixed(6)}  perplexity ${r.perplexity.toFixed(4)}  (${backend.backend})`);
   model.dispose();
 }

@@ -21,7 +21,7 @@ export async function generateCommand(args: string[]): Promise<void> {
   const backend = await backendFrom(v);
   const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
   const prompt = tokenizer.encode(v.prompt ?? '', { bos: true });
-  const ids = generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [tokenizer.eosId, tokenizer.bosId] });
+  const ids = await generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [tokenizer.eosId, tokenizer.bosId] });
   process.stdout.write(tokenizer.decode([...prompt, ...ids]) + '\n');
   model.dispose();
 }

@@ -14,7 +14,7 @@ export interface GenerateOptions {
 }
 
 /** The ids that follow `prompt` (prompt not included). */
-export function generateIds(model: LlamaModel, prompt: number[], opts: GenerateOptions): number[] {
+export async function generateIds(model: LlamaModel, prompt: number[], opts: GenerateOptions): Promise<number[]> {
   const rng = new Rng(opts.seed);
   const ctx = model.config.maxPositionEmbeddings;
   const seq = [...prompt];
@@ -26,7 +26,7 @@ export function generateIds(model: LlamaModel, prompt: number[], opts: GenerateO
       const logits = model.forward(tf.tensor2d(window, [1, T], 'int32'));
       return tf.slice(logits, [T - 1, 0], [1, -1]);
     });
-    const logits = last.dataSync() as Float32Array;
+    const logits = (await last.data()) as Float32Array; // async: webgpu cannot read synchronously in Node
     last.dispose();
     const next = opts.temperature === 0 ? argmax(logits) : sampleTopP(logits, opts.temperature, opts.topP, rng);
     if (opts.stopIds.includes(next)) break;

@@ -49,7 +49,7 @@ for (const backend of ['cpu', 'wasm']) {
 
     const makeParams = (p: number[][]) => p.map((x, i) => tf.variable(tf.tensor(x, shapes[i]), true));
 
-    test('3 steps match a float64 AdamW reference within 1e-6 relative', () => {
+    test('3 steps match a float64 AdamW reference within 1e-6 relative', async () => {
       const rng = new Rng(1);
       const p0 = sizes.map((n) => values(rng, n));
       const grads = [0, 1, 2].map(() => sizes.map((n) => values(rng, n)));
@@ -62,7 +62,7 @@ for (const backend of ['cpu', 'wasm']) {
         tf.dispose(g);
       }
       const ref = adamwReference(p0, grads, lrs, 0.9, 0.999, 1e-8, 0.1);
-      const state = opt.getState();
+      const state = (await opt.getState());
       assert.equal(state.step, 3);
       params.forEach((p, i) => {
         const errs = { p: maxRelErr(p.dataSync(), ref.p[i]), m: maxRelErr(state.m[i], ref.m[i]), v: maxRelErr(state.v[i], ref.v[i]) };
@@ -86,7 +86,7 @@ for (const backend of ['cpu', 'wasm']) {
       tf.dispose([p, zero]);
     });
 
-    test('state round trip through bytes is bit-exact and continues identically', () => {
+    test('state round trip through bytes is bit-exact and continues identically', async () => {
       const rng = new Rng(2);
       const p0 = sizes.map((n) => values(rng, n));
       const grads = [0, 1, 2, 3].map(() => sizes.map((n) => values(rng, n)).map((x, i) => tf.tensor(x, shapes[i])));
@@ -94,7 +94,7 @@ for (const backend of ['cpu', 'wasm']) {
       const optA = new AdamW(a, { weightDecay: 0.01 });
       optA.step(grads[0], 1e-2);
       optA.step(grads[1], 1e-2);
-      const saved = optA.getState();
+      const saved = (await optA.getState());
       // As a checkpoint would: raw little-endian float32 bytes, then back.
       const viaBytes = (x: Float32Array) => new Float32Array(new Uint8Array(Buffer.from(x.buffer, x.byteOffset, x.byteLength)).buffer);
       const restored: AdamWState = { step: saved.step, m: saved.m.map(viaBytes), v: saved.v.map(viaBytes) };
@@ -102,8 +102,8 @@ for (const backend of ['cpu', 'wasm']) {
       const optB = new AdamW(b, { weightDecay: 0.01 });
       optB.setState(restored);
       assert.equal(optB.stepCount, 2);
-      assert.deepEqual(optB.getState().m.map(bits), saved.m.map(bits));
-      assert.deepEqual(optB.getState().v.map(bits), saved.v.map(bits));
+      assert.deepEqual((await optB.getState()).m.map(bits), saved.m.map(bits));
+      assert.deepEqual((await optB.getState()).v.map(bits), saved.v.map(bits));
       for (const g of grads.slice(2)) {
         optA.step(g, 5e-3);
         optB.step(g, 5e-3);
@@ -116,7 +116,7 @@ for (const backend of ['cpu', 'wasm']) {
       tf.dispose([...a, ...b, ...grads.flat()]);
     });
 
-    test('numTensors stays flat across 5 steps of accumulate, clip and update', () => {
+    test('numTensors stays flat across 5 steps of accumulate, clip and update', async () => {
       const rng = new Rng(3);
       const loraA = tf.variable(tf.tensor(values(rng, 12), [3, 4]), true, 'lora_A');
       const loraB = tf.variable(tf.tensor(values(rng, 6), [2, 3]), true, 'lora_B');
@@ -135,7 +135,7 @@ for (const backend of ['cpu', 'wasm']) {
           tf.dispose([value, ...Object.values(grads)]);
         }
         const mean = acc.mean();
-        const clipped = clipByGlobalNorm(mean, 0.5);
+        const clipped = await clipByGlobalNorm(mean, 0.5);
         tf.dispose(mean);
         opt.step(clipped.grads, 1e-2);
         tf.dispose(clipped.grads);
@@ -170,12 +170,12 @@ for (const backend of ['cpu', 'wasm']) {
       assert.throws(() => acc.mean(), /no gradients/);
     });
 
-    test('clipping returns the float64 global norm before clipping and scales as clip_grad_norm_', () => {
+    test('clipping returns the float64 global norm before clipping and scales as clip_grad_norm_', async () => {
       const rng = new Rng(5);
       const raw = sizes.map((n) => values(rng, n));
       const grads = raw.map((x, i) => tf.tensor(x, shapes[i]));
       const norm64 = Math.sqrt(raw.flat().reduce((s, g) => s + g * g, 0));
-      const clipped = clipByGlobalNorm(grads, 1);
+      const clipped = await clipByGlobalNorm(grads, 1);
       assert.ok(Math.abs(clipped.norm - norm64) / norm64 < 1e-6, `${clipped.norm} vs ${norm64}`);
       const coef = 1 / (norm64 + 1e-6);
       clipped.grads.forEach((g, i) => {
@@ -183,16 +183,16 @@ for (const backend of ['cpu', 'wasm']) {
         assert.ok(err < 1e-6, `tensor ${i}: largest relative error ${err}`);
       });
       for (const maxNorm of [norm64 * 2, 0, Infinity]) {
-        const same = clipByGlobalNorm(grads, maxNorm);
+        const same = await clipByGlobalNorm(grads, maxNorm);
         same.grads.forEach((g, i) => assert.deepEqual([...g.dataSync()], raw[i]));
         tf.dispose(same.grads);
       }
       const exact = [tf.tensor([3, 4]), tf.tensor([12])];
-      const r = clipByGlobalNorm(exact, 1);
+      const r = await clipByGlobalNorm(exact, 1);
       assert.equal(r.norm, 13);
       // Tiny gradients show the 1e-6 in the coefficient: 1e-6 / (5e-6 + 1e-6), not 1/5.
       const tiny = [tf.tensor([3e-6, 4e-6])];
-      const t = clipByGlobalNorm(tiny, 1e-6);
+      const t = await clipByGlobalNorm(tiny, 1e-6);
       const expectedTiny = [3e-6 / 6, 4e-6 / 6];
       assert.ok(maxRelErr(t.grads[0].dataSync(), expectedTiny) < 1e-6, `${t.grads[0].dataSync()} vs ${expectedTiny}`);
       tf.dispose([...tiny, ...t.grads]);

@@ -41,7 +41,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, ada
   // Hidden entries are half-written checkpoints of a killed run: never complete, never read.
   for (const n of readdirSync(root)) if (n.startsWith('.')) rmSync(join(root, n), { recursive: true, force: true });
   await writeAdapter(tmp, adapter, baseModel, baseQuantization);
-  const opt = optimizer.getState();
+  const opt = await optimizer.getState();
   const tensors: WeightMap = new Map();
   opt.m.forEach((m, i) => tensors.set(`m.${i}`, { shape: [m.length], data: m }));
   opt.v.forEach((v, i) => tensors.set(`v.${i}`, { shape: [v.length], data: v }));

@@ -51,10 +51,11 @@ export class GradAccumulator {
  * the one BEFORE clipping. maxNorm <= 0 or Infinity only measures (transformers treats
  * max_grad_norm 0 as no clipping). A NaN/Inf norm is returned as is for the loop to stop on.
  */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
+export async function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Promise<{ grads: tf.Tensor[]; norm: number }> {
   // Each tensor's sum of squares on the device, their total in float64 on the host.
   const sums = tf.tidy(() => tf.stack(grads.map((g) => tf.sum(tf.square(g)))));
-  const parts = sums.dataSync();
+  // An asynchronous read: the webgpu backend cannot read synchronously in Node.
+  const parts = await sums.data();
   sums.dispose();
   let total = 0;
   for (const s of parts) total += s;

@@ -71,12 +71,9 @@ export class AdamW {
     this.step_ = t;
   }
 
-  getState(): AdamWState {
-    return {
-      step: this.step_,
-      m: this.m.map((x) => Float32Array.from(x.dataSync() as Float32Array)),
-      v: this.v.map((x) => Float32Array.from(x.dataSync() as Float32Array)),
-    };
+  async getState(): Promise<AdamWState> {
+    const read = (list: tf.Variable[]) => Promise.all(list.map(async (x) => Float32Array.from((await x.data()) as Float32Array)));
+    return { step: this.step_, m: await read(this.m), v: await read(this.v) };
   }
 
   setState(state: AdamWState): void {

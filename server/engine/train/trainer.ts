@@ -135,7 +135,7 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
       }
       const loss = lossSum / accum;
       const mean = acc.mean();
-      const clipped = clipByGlobalNorm(mean, t.max_grad_norm);
+      const clipped = await clipByGlobalNorm(mean, t.max_grad_norm);
       if (!Number.isFinite(loss) || !Number.isFinite(clipped.norm)) {
         tf.dispose([...mean, ...clipped.grads]);
         throw new Error(`the loss became ${loss} (gradient norm ${clipped.norm}) at step ${step + 1}; ` +
@@ -154,7 +154,7 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
         elapsedMs: now - started, etaMs: perStep * (stopAt - step),
       });
       if (t.eval_every > 0 && step % t.eval_every === 0 && data.validation.length) {
-        const ev = evaluate(model, data.validation, batchOpts);
+        const ev = await evaluate(model, data.validation, batchOpts);
         bestEvalLoss = bestEvalLoss === null ? ev.loss : Math.min(bestEvalLoss, ev.loss);
         emit({ type: 'eval', step, evalLoss: ev.loss, tokens: ev.tokens });
       }
@@ -172,12 +172,12 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
 }
 
 /** Mean loss per trained token over examples, in order, without dropout. */
-export function evaluate(model: LlamaModel, examples: Example[], opts: { microBatchSize: number; maxSeqLen: number; padId: number }): { loss: number; tokens: number } {
+export async function evaluate(model: LlamaModel, examples: Example[], opts: { microBatchSize: number; maxSeqLen: number; padId: number }): Promise<{ loss: number; tokens: number }> {
   let sum = 0, count = 0;
   for (const b of sequentialBatches(examples, opts)) {
     const l = tf.tidy(() => model.loss(
       tf.tensor2d(b.inputs, b.shape, 'int32'), tf.tensor2d(b.targets, b.shape, 'int32'), tf.tensor2d(b.weights, b.shape)));
-    sum += l.dataSync()[0] * b.targetCount;
+    sum += (await l.data())[0] * b.targetCount;
     count += b.targetCount;
     l.dispose();
   }
