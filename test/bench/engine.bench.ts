@@ -104,20 +104,22 @@ function peer() {
   const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
   console.log('\nPeer: PyTorch on the CPU, same shapes, NF4 dequantize in plain PyTorch + LoRA, forward + backward');
   if (!python) {
-    console.log('  PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch` (Debian), then `npm run bench` again.');
+    console.log('  PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch libopenblas0-pthread` (Debian; without OpenBLAS its torch runs the reference BLAS), then `npm run bench` again.');
     return;
   }
   const ours = results.wasm;
+  let peerBlas = 'unknown';
   console.log('| peer                          | ms/step | tokens/s | matmul GFLOP/s | ours (wasm) / peer tokens/s | ours / ceiling | peer / ceiling |');
   console.log('|-------------------------------|---------|----------|----------------|-----------------------------|----------------|----------------|');
   for (const [label, env] of [['torch as shipped', {}], ['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] as const) {
     const r = spawnSync(python, [script, String(layers), String(T), String(B), String(steps)], { encoding: 'utf8', env: { ...process.env, ...env } });
     if (r.status !== 0) { console.log(`| ${label} | failed: ${r.stderr.trim().split('\n').pop()} |`); continue; }
     const p = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    peerBlas = p.blas;
     const peerFlops = stepFlops({ ...randomLlama(0, shape).config }, B, T, 16) / (p.msPerStep * 1e6);
     console.log(`| ${label.padEnd(29)} | ${p.msPerStep.toFixed(0).padStart(7)} | ${p.tokensPerSec.toFixed(0).padStart(8)} | ` +
       `${p.matmulGflops.toFixed(1).padStart(14)} | ${ours ? (ours.tokensPerSec / p.tokensPerSec).toFixed(2).padStart(27) : 'n/a'.padStart(27)} | ` +
       `${ours ? (ours.gflops / ours.ceiling).toFixed(2).padStart(14) : 'n/a'} | ${(peerFlops / p.matmulGflops).toFixed(2).padStart(14)} |`);
   }
-  if (ours) console.log(`(our wasm matmul ceiling: ${ours.ceiling.toFixed(1)} GFLOP/s; peer threads as PyTorch chose them)`);
+  if (ours) console.log(`(our wasm matmul ceiling: ${ours.ceiling.toFixed(1)} GFLOP/s, one thread; the peer's BLAS: ${peerBlas}, threads as it chose them)`);
 }

@@ -97,5 +97,12 @@ t0 = time.perf_counter()
 for _ in range(steps):
     step()
 ms = (time.perf_counter() - t0) / steps * 1000
-print(json.dumps({"msPerStep": ms, "tokensPerSec": B * T / ms * 1000, "threads": torch.get_num_threads(),
+def blas_library():
+    """The BLAS actually loaded: Debian's torch calls whatever libblas.so.3 the alternatives point at."""
+    with open("/proc/self/maps") as f:
+        libs = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
+    return ", ".join(sorted(libs)) or "unknown"
+
+
+print(json.dumps({"blas": blas_library(), "msPerStep": ms, "tokensPerSec": B * T / ms * 1000, "threads": torch.get_num_threads(),
                   "matmulGflops": matmul_rate(), "torch": torch.__version__}))
