@@ -36,16 +36,7 @@ export interface RunFile {
 }
 
 /** What the events say so far; rebuilt from metrics.jsonl on load. */
-interface Progress {
-  step: number;
-  totalSteps: number | null;
-  loss: number | null;
-  evalLoss: number | null;
-  checkpointStep: number | null;
-  adapter: string | null;
-  backend: string | null;
-  device: string | null;
-}
+type Progress = Pick<RunSummary, 'step' | 'totalSteps' | 'loss' | 'evalLoss' | 'checkpointStep' | 'adapter' | 'backend' | 'device'>;
 
 export class Run {
   readonly log: MetricsLog;
