@@ -8,6 +8,7 @@ import { parse } from './common';
 import { shipLogs } from '../demo/corpus';
 import { writeTinyModel } from '../demo/tinyModel';
 import { loadConfigFile } from '../config/load';
+import { configText } from '../config/write';
 import { train } from '../engine/train/trainer';
 import { initBackend } from '../engine/backend';
 import { loadModel } from '../engine/formats/modelFolder';
@@ -18,35 +19,16 @@ import { generateIds } from '../engine/generate';
 
 export const demoUsage = 'qlora demo [--dir DIR] [--steps N]';
 
-const CONFIG = (steps: number) => `# Written by \`qlora demo\`: fine-tune the demo's tiny model on ship's logs.
-model:
-  base: ./model
-  quantization: nf4
-  double_quant: true
-  block_size: 64
-lora:
-  r: 16
-  alpha: 32
-  dropout: 0.0
-  target_modules: all-linear
-data:
-  train: ./data/train.jsonl
-  format: text
-  validation_split: 0.1
-  max_seq_len: 64
-training:
-  max_steps: ${steps}
-  micro_batch_size: 8
-  gradient_accumulation_steps: 1
-  learning_rate: 1.0e-2
-  lr_scheduler: cosine
-  warmup_steps: 5
-  eval_every: 25
-  save_every: 50
-  seed: 42
-output:
-  dir: ./runs/demo
-`;
+const CONFIG = (steps: number) => configText({
+  model: { base: './model', quantization: 'nf4', double_quant: true, block_size: 64 },
+  lora: { r: 16, alpha: 32, dropout: 0, target_modules: 'all-linear' },
+  data: { train: './data/train.jsonl', format: 'text', validation_split: 0.1, max_seq_len: 64 },
+  training: {
+    max_steps: steps, micro_batch_size: 8, gradient_accumulation_steps: 1, learning_rate: 1e-2, lr_scheduler: 'cosine',
+    warmup_steps: 5, seed: 42, eval_every: 25, save_every: 50,
+  },
+  output: { dir: './runs/demo' },
+}, "Written by `qlora demo`: fine-tune the demo's tiny model on ship's logs.");
 
 export async function demoCommand(args: string[]): Promise<void> {
   const { values: v } = parse(args, { dir: { type: 'string' }, steps: { type: 'string' }, backend: { type: 'string' } });

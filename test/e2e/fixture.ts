@@ -6,42 +6,23 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shipLogs } from '../../server/demo/corpus';
 import { writeTinyModel } from '../../server/demo/tinyModel';
+import { configText as qloraText } from '../../server/config/write';
 
 /** The value the test types over: `nf5` is not a quantization, `nf4` is. */
 export const WRONG_VALUE = 'nf5';
 export const RIGHT_VALUE = 'nf4';
 
 export function configText(quantization: string, maxSteps = 2000): string {
-  return `# End-to-end fixture: the demo's tiny model on ship's logs.
-model:
-  base: ./model
-  quantization: ${quantization}
-  double_quant: true
-  block_size: 64
-lora:
-  r: 8
-  alpha: 16
-  dropout: 0.0
-  target_modules: all-linear
-data:
-  train: ./data/train.jsonl
-  format: text
-  validation_split: 0.1
-  max_seq_len: 64
-training:
-  max_steps: ${maxSteps}
-  micro_batch_size: 8
-  gradient_accumulation_steps: 4
-  learning_rate: 1.0e-2
-  lr_scheduler: cosine
-  warmup_steps: 3
-  eval_every: 10
-  save_every: 20
-  seed: 42
-  backend: wasm
-output:
-  dir: ./runs/e2e
-`;
+  return qloraText({
+    model: { base: './model', quantization, double_quant: true, block_size: 64 },
+    lora: { r: 8, alpha: 16, dropout: 0, target_modules: 'all-linear' },
+    data: { train: './data/train.jsonl', format: 'text', validation_split: 0.1, max_seq_len: 64 },
+    training: {
+      max_steps: maxSteps, micro_batch_size: 8, gradient_accumulation_steps: 4, learning_rate: 1e-2, lr_scheduler: 'cosine',
+      warmup_steps: 3, seed: 42, eval_every: 10, save_every: 20, backend: 'wasm',
+    },
+    output: { dir: './runs/e2e' },
+  }, "End-to-end fixture: the demo's tiny model on ship's logs.");
 }
 
 /** Writes the workspace into `dir` (model, data, train.qlora with the wrong value). */

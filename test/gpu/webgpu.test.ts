@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
 import { BackendUnavailableError, initBackend } from '../../server/engine/backend';
 import { adapterName, startWebGpu } from '../../server/engine/kernels/webgpuDawn';
-import { Rng } from '../../server/engine/rng';
 import { hasDequantizeKernel, DEQUANTIZE_4BIT } from '../../server/engine/quant/kernels';
 import { QuantizedWeight, dequantizeWeightReference } from '../../server/engine/quant/quantizedWeight';
 import type { QuantOptions } from '../../server/engine/quant/quantizedWeight';
 import { largestDifference, qloraStep } from './trainStep';
+import { randomWeight, transposeHost } from '../helpers/weights';
 
 let unavailable: string | undefined;
 
@@ -59,17 +59,6 @@ async function useWebgpu(t: TestContext): Promise<boolean> {
   await initBackend('webgpu');
   assert.equal(tf.getBackend(), 'webgpu');
   return true;
-}
-
-function randomWeight(rows: number, cols: number, seed: number) {
-  const rng = new Rng(seed);
-  return { shape: [rows, cols], data: Float32Array.from({ length: rows * cols }, () => rng.normal() * 0.05) };
-}
-
-function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
-  return t;
 }
 
 /** Bit-for-bit equality (-0 differs from +0): the first differing index with both values, or ''. */

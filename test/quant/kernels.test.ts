@@ -4,27 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
-import { Rng } from '../../server/engine/rng';
 import { NF4_LEVELS } from '../../server/engine/quant/codebooks';
 import { quantize4bit } from '../../server/engine/quant/blockwise';
 import { DEQUANTIZE_4BIT, hasDequantizeKernel, registerDequantizeKernels } from '../../server/engine/quant/kernels';
 import { QuantizedWeight, dequantizeWeightReference } from '../../server/engine/quant/quantizedWeight';
 import type { QuantOptions } from '../../server/engine/quant/quantizedWeight';
+import { randomWeight, transposeHost } from '../helpers/weights';
 
 async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
   assert.ok(await tf.setBackend(name), `backend ${name} initializes`);
   await tf.ready();
-}
-
-function randomWeight(rows: number, cols: number, seed: number) {
-  const rng = new Rng(seed);
-  return { shape: [rows, cols], data: Float32Array.from({ length: rows * cols }, () => rng.normal() * 0.05) };
-}
-
-function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
-  return t;
 }
 
 /** Bit-for-bit equality (so -0 differs from +0); the first differing index, or -1. */

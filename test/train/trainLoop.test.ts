@@ -119,7 +119,7 @@ test('bad configs are refused before training, naming the key and line', () => {
 test('stories260K + NF4: training loss falls >= 30% in 60 steps, held-out loss falls; the adapter is valid PEFT and evals like a hand merge',
   { skip: shared.skip }, async () => {
     const cfgText = (base: string) => runConfig(base, {
-      maxSteps: 60, saveEvery: 0, evalEvery: 20, r: 8, alpha: 16, learningRate: '2.0e-3', microBatch: 4, maxSeqLen: 64, dropout: 0.05,
+      maxSteps: 60, saveEvery: 0, evalEvery: 20, r: 8, alpha: 16, learningRate: 2e-3, microBatch: 4, maxSeqLen: 64, dropout: 0.05,
     });
     const { dir, cfg } = workspace(shared.dir, cfgText, shipLogs(300, 5));
     try {

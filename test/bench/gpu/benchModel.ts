@@ -8,6 +8,7 @@ import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointBin, tokenizerBin, type TinyModelSpec } from '../../../server/demo/tinyModel';
 import { shipLogs } from '../../../server/demo/corpus';
+import { configText } from '../../../server/config/write';
 
 export interface BenchSpec extends TinyModelSpec {
   vocabSize: number;
@@ -55,36 +56,16 @@ export interface RunShape {
 }
 
 function qloraFile(o: { backend: string; run: string; shape: RunShape }): string {
-  return `# Written by test/bench/gpu/benchModel.ts.
-model:
-  base: ./model
-  quantization: nf4
-  double_quant: true
-  block_size: 64
-lora:
-  r: 16
-  alpha: 32
-  dropout: 0.0
-  target_modules: all-linear
-data:
-  train: ./data/train.jsonl
-  format: text
-  validation_split: 0
-  max_seq_len: ${o.shape.seq}
-training:
-  backend: ${o.backend}
-  max_steps: ${o.shape.steps}
-  micro_batch_size: ${o.shape.batch}
-  gradient_accumulation_steps: 1
-  learning_rate: 2.0e-4
-  lr_scheduler: cosine
-  warmup_steps: 5
-  eval_every: 0
-  save_every: 0
-  seed: 42
-output:
-  dir: ./runs/${o.run}
-`;
+  return configText({
+    model: { base: './model', quantization: 'nf4', double_quant: true, block_size: 64 },
+    lora: { r: 16, alpha: 32, dropout: 0, target_modules: 'all-linear' },
+    data: { train: './data/train.jsonl', format: 'text', validation_split: 0, max_seq_len: o.shape.seq },
+    training: {
+      max_steps: o.shape.steps, micro_batch_size: o.shape.batch, gradient_accumulation_steps: 1, learning_rate: 2e-4,
+      lr_scheduler: 'cosine', warmup_steps: 5, seed: 42, eval_every: 0, save_every: 0, backend: o.backend,
+    },
+    output: { dir: `./runs/${o.run}` },
+  }, 'Written by test/bench/gpu/benchModel.ts.');
 }
 
 /**
