@@ -43,6 +43,13 @@ fi
 rm -f "$pack"/libvulkan1_*.deb
 cp "$stage"/libvulkan1_*.deb "$pack"/ 2>/dev/null || true
 
+# The PEFT interop case (peft phase): converted stories260K, an adapter of ours, our eval.
+if [ -e ../shared/models/stories260K/stories260K.bin ]; then
+  rm -rf "$pack/peft" && node --import tsx test/bench/gpu/peftCase.ts "$pack/peft" >/dev/null
+else
+  echo "pack.sh: ../shared/models/stories260K absent: no peft case packed" >&2
+fi
+
 tar -C "$stage" -cJf "$pack/app.tar.xz" app
 tar -C "$stage" -cJf "$pack/node.tar.xz" node
 

@@ -2,10 +2,11 @@
 # The GPU benchmark on the GPU machine, from the repository root, with .tmp/gpu-pack
 # carried (pack.sh). Runs the phases named, in order; each call starts from a bare
 # machine, so every call unpacks first (seconds). See README.md beside this file.
-#   bash test/bench/gpu/run.sh ceiling agree probe peer     # call 1: does it run, how fast
+#   bash test/bench/gpu/run.sh ceiling agree probe peer peft  # call 1: does it run, how fast
 #   STEPS=200 BATCH=8 SEQ=512 bash test/bench/gpu/run.sh engine   # call 2: the timed run
 # Phases: ceiling (tfjs-webgpu matMul GFLOP/s), agree (20 steps webgpu vs wasm), probe
-# (10 steps of the bench run), engine (STEPS steps), peer (PyTorch bf16 and fp32).
+# (10 steps of the bench run), engine (STEPS steps), peer (PyTorch bf16 and fp32), peft
+# (transformers + PeftModel.from_pretrained on an adapter of ours: peft_check.py).
 # Results: $OUT/results.json (one object per phase), $OUT/logs.tar.gz, and a table on stdout.
 set -uo pipefail
 out=${OUT:-/tmp/qlora-gpu-out}
@@ -86,6 +87,7 @@ for p in "$@"; do
       for dtype in bf16 fp32; do
         phase "peer-$dtype" "$python" "$here/peer_torch_gpu.py" "$run_dir" --dtype "$dtype" ${PEER_DEVICE:+--device "$PEER_DEVICE"}
       done ;;
+    peft) phase peft "$python" "$here/peft_check.py" "$pack/peft" ;;
     *) echo "run.sh: unknown phase $p" >&2 ;;
   esac
 done
