@@ -4,7 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { resolve } from 'node:path';
 import { BACKENDS, initBackend, type BackendChoice, type BackendInfo } from '../engine/backend';
 import { loadModel } from '../engine/formats/modelFolder';
-import { LlamaModel, type Quantization, type QuantizationOptions } from '../engine/model/llama';
+import { LlamaModel } from '../engine/model/llama';
+import { BLOCK_SIZE_RULE, DEFAULT_QUANTIZATION, isBlockSize, isQuantization, QUANTIZATIONS, type QuantizationOptions } from '../engine/quant/spec';
 import { LoraAdapter } from '../engine/lora/adapter';
 import { readAdapter, type BaseQuantization } from '../engine/lora/peft';
 import type { Tokenizer } from '../engine/tokenizer/types';
@@ -33,12 +34,10 @@ export const quantOptions = {
  */
 export function quantFrom(v: { quantization?: string; 'no-double-quant'?: boolean; 'block-size'?: string },
   adapterBase?: BaseQuantization): QuantizationOptions {
-  const q = (v.quantization ?? adapterBase?.quantization ?? 'none') as Quantization;
-  if (!['nf4', 'fp4', 'none'].includes(q)) throw new UsageError(`--quantization must be nf4, fp4 or none (got '${q}')`);
-  const blockSize = v['block-size'] === undefined ? adapterBase?.block_size ?? 64 : Number(v['block-size']);
-  if (!Number.isInteger(blockSize) || blockSize < 16 || blockSize % 8 !== 0 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new UsageError(`--block-size must be a power of two of at least 16 (got '${v['block-size']}')`);
-  }
+  const q = v.quantization ?? adapterBase?.quantization ?? 'none';
+  if (!isQuantization(q)) throw new UsageError(`--quantization must be ${QUANTIZATIONS.join(', ')} (got '${q}')`);
+  const blockSize = v['block-size'] === undefined ? adapterBase?.block_size ?? DEFAULT_QUANTIZATION.blockSize : Number(v['block-size']);
+  if (!isBlockSize(blockSize)) throw new UsageError(`--block-size must be ${BLOCK_SIZE_RULE} (got '${v['block-size']}')`);
   const dq = v['no-double-quant'] ? false : adapterBase?.double_quant ?? true;
   return { quantization: q, blockSize, doubleQuant: q !== 'none' && dq };
 }

@@ -10,6 +10,7 @@ import { writeTinyModel } from '../demo/tinyModel';
 import { loadConfigFile } from '../config/load';
 import { configText } from '../config/write';
 import { train } from '../engine/train/trainer';
+import { trainSpec } from '../config/trainSpec';
 import { initBackend } from '../engine/backend';
 import { loadModel } from '../engine/formats/modelFolder';
 import { LlamaModel } from '../engine/model/llama';
@@ -59,7 +60,7 @@ export async function demoCommand(args: string[]): Promise<void> {
   };
   say(`\nbefore fine-tuning, "Day 5." continues as:\n  ${await sample()}\n`);
   let first: number | undefined, last = 0;
-  const result = await train(config, {
+  const result = await train(trainSpec(config), {
     onEvent: (e) => {
       if (e.type === 'start') say(`fine-tuning on ${e.backend} (${e.device}): NF4 base + LoRA, ${e.trainableParams.toLocaleString('en-US')} trainable parameters, ${e.totalSteps} steps`);
       if (e.type === 'step') {

@@ -1,3 +1,4 @@
+import { DEFAULT_QUANTIZATION } from '../engine/quant/spec';
 import { resolve } from 'node:path';
 import { backendFrom, parse, print, UsageError } from './common';
 import { readModelConfig } from '../engine/formats/modelFolder';
@@ -35,7 +36,7 @@ export function measureStorage(c: LlamaConfig): Record<'none' | 'nf4' | 'nf4+dou
     return { bytesPerQuantizedParam: perParam, totalBytes: perParam * params.linear + 4 * params.other };
   };
   const q = (quantType: 'nf4' | 'fp4', doubleQuant: boolean) =>
-    (shape: [number, number], data: Float32Array) => QuantizedWeight.fromHost({ shape, data }, { quantType, blockSize: 64, doubleQuant });
+    (shape: [number, number], data: Float32Array) => QuantizedWeight.fromHost({ shape, data }, { quantType, blockSize: DEFAULT_QUANTIZATION.blockSize, doubleQuant });
   return {
     none: measure((shape, data) => new DenseWeight(shape, data)),
     nf4: measure(q('nf4', false)),

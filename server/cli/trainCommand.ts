@@ -4,6 +4,7 @@ import { parse, UsageError } from './common';
 import { loadConfigFile } from '../config/load';
 import { formatDiagnostic } from '../config/diagnostics';
 import { train } from '../engine/train/trainer';
+import { trainSpec } from '../config/trainSpec';
 import type { TrainEvent } from '../engine/train/events';
 
 export const trainUsage = 'qlora train CONFIG.qlora [--max-steps N] [--resume] [--json]';
@@ -29,7 +30,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   process.once('SIGTERM', onSignal);
   const onEvent = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : humanPrinter();
   try {
-    await train(config, { maxSteps, resume: !!v.resume, onEvent, shouldStop: () => stopRequested });
+    await train(trainSpec(config), { maxSteps, resume: !!v.resume, onEvent, shouldStop: () => stopRequested });
   } catch (e) {
     onEvent({ type: 'error', step: -1, message: (e as Error).message });
     throw e;

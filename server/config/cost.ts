@@ -3,6 +3,7 @@
 // engine measures the real figures separately, so these formulas are the documentation.
 import { countParameters, linearShape, LINEAR_MODULES, loraParameterCount, type LlamaConfig } from '../engine/model/config';
 import type { ResolvedConfig } from './schema';
+import { bytesPerParameter } from '../engine/quant/spec';
 
 export interface QuantizationChoice {
   quantization: ResolvedConfig['model']['quantization'];
@@ -10,19 +11,9 @@ export interface QuantizationChoice {
   block_size: number;
 }
 
-/**
- * Resident bytes per quantized base parameter (the seven linear projections):
- * - none: 4 (float32);
- * - nf4/fp4: 0.5 for the 4-bit code, plus per block of `b` weights one absmax:
- *   - without double quantization a float32: 0.5 + 4/b;
- *   - with it an 8-bit code, plus one float32 scale per 256 absmax codes:
- *     0.5 + 1/b + 4/(256 b).
- * At b = 64: 0.5625 without, 0.515869140625 with double quantization (QLoRA's 4.127 bits).
- */
+/** Resident bytes per quantized base parameter: the quantization spec's figure (engine/quant/spec.ts). */
 export function bytesPerBaseParameter(q: QuantizationChoice): number {
-  if (q.quantization === 'none') return 4;
-  const b = q.block_size;
-  return q.double_quant ? 0.5 + 1 / b + 4 / (b * 256) : 0.5 + 4 / b;
+  return bytesPerParameter({ quantization: q.quantization, blockSize: q.block_size, doubleQuant: q.double_quant });
 }
 
 /**

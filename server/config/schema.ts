@@ -6,6 +6,12 @@
 // contract; `aliases` are what other tools (Axolotl, PEFT, TRL) call the same setting,
 // used only to say "did you mean".
 import { LINEAR_MODULES, type LinearModule } from '../engine/model/config';
+// The engine's lists are the enums' values: each `values` below `satisfies` a record over
+// the engine's type, so a value missing on either side is a compile error.
+import { BLOCK_SIZE_RANGE, DEFAULT_QUANTIZATION, type Quantization } from '../engine/quant/spec';
+import type { DataFormat } from '../engine/train/types';
+import type { LrScheduler } from '../engine/train/schedule';
+import type { BackendChoice } from '../engine/backend';
 
 interface KeyBase {
   /** One line, shown in completion, hover and the README. */
@@ -89,27 +95,27 @@ export const SCHEMA = {
       },
       quantization: {
         type: 'enum',
-        default: 'nf4',
+        default: DEFAULT_QUANTIZATION.quantization,
         description: 'How the seven linear projections of every block are stored while training.',
         values: {
           nf4: '4-bit NormalFloat: 16 levels at the quantiles of a normal distribution, the QLoRA paper\'s choice for normally distributed weights.',
           fp4: '4-bit floating point (sign, 2 exponent bits, 1 mantissa bit), as bitsandbytes\' FP4.',
           none: 'Keep the base weights in float32: no quantization error, eight times the memory of NF4.',
-        },
+        } satisfies Record<Quantization, string>,
         aliases: ['quant_type', 'bnb_4bit_quant_type', 'load_in_4bit', 'quantize'],
       },
       double_quant: {
         type: 'boolean',
-        default: true,
+        default: DEFAULT_QUANTIZATION.doubleQuant,
         description:
           'Quantize the per-block absmax scales too (8-bit codes in blocks of 256): about 0.37 bits per parameter less at block size 64.',
         aliases: ['bnb_4bit_use_double_quant', 'use_double_quant', 'double_quantization'],
       },
       block_size: {
         type: 'integer',
-        default: 64,
-        min: 32,
-        max: 4096,
+        default: DEFAULT_QUANTIZATION.blockSize,
+        min: BLOCK_SIZE_RANGE.min,
+        max: BLOCK_SIZE_RANGE.max,
         powerOfTwo: true,
         description: 'Weights per quantization block, each with its own absmax scale: smaller blocks are more accurate and take more memory.',
         aliases: ['blocksize', 'quant_block_size', 'group_size'],
@@ -175,7 +181,7 @@ export const SCHEMA = {
           text: 'One {"text": ...} object per line; every token is trained.',
           alpaca: 'One {"instruction", "input", "output"} object per line ("input" and "system" optional); the prompt is left out of the loss unless train_on_prompt.',
           chat: 'One {"messages": [{"role", "content"}, ...]} object per line, rendered with the model\'s chat template; only assistant turns are trained unless train_on_prompt.',
-        },
+        } satisfies Record<DataFormat, string>,
         aliases: ['type', 'dataset_format', 'data_format'],
       },
       validation: {
@@ -255,7 +261,7 @@ export const SCHEMA = {
           constant: 'Stay at learning_rate.',
           linear: 'Fall in a straight line to 0 at the last step.',
           cosine: 'Fall along half a cosine to 0 at the last step.',
-        },
+        } satisfies Record<LrScheduler, string>,
         aliases: ['lr_scheduler_type', 'scheduler', 'lr_schedule'],
       },
       warmup_steps: {
@@ -311,7 +317,7 @@ export const SCHEMA = {
           wasm: 'WebAssembly with SIMD: the fastest portable choice.',
           cpu: 'Plain JavaScript kernels: slow; for tests and as a reference.',
           webgpu: 'WebGPU, where the runtime offers it.',
-        },
+        } satisfies Record<BackendChoice, string>,
         aliases: ['device'],
       },
     },
@@ -366,10 +372,7 @@ export type ResolvedConfig = {
   -readonly [S in SectionName]: { -readonly [K in keyof Schema[S]['keys']]: Resolved<Schema[S]['keys'][K]> };
 };
 
-export type Quantization = ResolvedConfig['model']['quantization'];
-export type DataFormatName = ResolvedConfig['data']['format'];
-export type LrScheduler = ResolvedConfig['training']['lr_scheduler'];
-export type BackendName = ResolvedConfig['training']['backend'];
+export type { Quantization, DataFormat as DataFormatName, LrScheduler, BackendChoice as BackendName };
 
 /** One key with its section, for code that walks all of them. */
 export interface KeyInfo {

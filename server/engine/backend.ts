@@ -5,6 +5,7 @@
 import { tf } from './tf';
 import { registerWasmBatchMatMul } from './kernels/wasmBatchMatMul';
 import { adapterName, startWebGpu } from './kernels/webgpuDawn';
+import { registerWebgpuDequantize4bit } from './kernels/webgpuDequantize4bit';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -73,6 +74,7 @@ async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
 async function webgpuBackend(): Promise<BackendInfo> {
   const gpu = await startWebGpu();
   if (!gpu.ok) throw new BackendUnavailableError('webgpu', gpu.why, gpu.howToGet);
+  registerWebgpuDequantize4bit();
   // The backend's factory asks Dawn for the adapter and device itself; a failure there
   // is logged by tfjs and reported as false.
   if (!(await tf.setBackend('webgpu'))) {

@@ -7,6 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } 
 import { join } from 'node:path';
 import { checkConfigText, ConfigError } from '../config/load';
 import { train } from '../engine/train/trainer';
+import { trainSpec } from '../config/trainSpec';
 import type { TrainEvent } from '../engine/train/events';
 import type { RunRecord } from '../protocol';
 
@@ -54,7 +55,7 @@ export async function runWorker(job: WorkerJob): Promise<number> {
     const { config } = checkConfigText(job.configText, job.baseDir, job.configFile);
     mkdirSync(config.output.dir, { recursive: true });
     writeFileSync(join(config.output.dir, 'config.qlora'), job.configText);
-    await train(config, {
+    await train(trainSpec(config), {
       maxSteps: job.maxSteps, resume: job.resume, onEvent: record,
       shouldStop: () => {
         if (orphaned()) process.exit(70);

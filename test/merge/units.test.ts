@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RoundTripBuffers, roundTrip4bitInPlace } from '../../server/engine/merge/roundTrip';
+import { RoundTripBuffers, roundTrip4bitInPlace } from '../../server/engine/quant/roundTrip';
 import { addLoraDelta } from '../../server/engine/merge/merge';
 import { SafetensorsStreamWriter } from '../../server/engine/merge/safetensorsStream';
 import { dequantizeWeightReference, quantizeWeight } from '../../server/engine/quant/quantizedWeight';

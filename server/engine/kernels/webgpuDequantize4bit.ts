@@ -12,9 +12,9 @@
 // uniform zero, which no compiler can see through.
 //
 // Shapes: W is (rows, cols) row-major = (out, in) of a linear layer; n = rows * cols.
-import type { tf } from '../tf';
+import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from '../quant/codebooks';
-import type { Dequantize4bitAttrs } from '../quant/kernels';
+import { DEQUANTIZE_4BIT, type Dequantize4bitAttrs } from '../quant/dequantizeOp';
 
 /** What tfjs-backend-webgpu 4.22 compiles and runs (its WebGPUProgram, the fields used here). */
 interface WebGpuProgram {
@@ -121,3 +121,10 @@ export const webgpuDequantize4bitKernel: tf.KernelFunc = ({ inputs, backend, att
     for (const t of temps) gpu.disposeData(t.dataId);
   }
 };
+
+/** Registers the kernel for the webgpu backend (once; backend.ts calls it as that backend starts). */
+export function registerWebgpuDequantize4bit(): void {
+  if (!tf.getKernel(DEQUANTIZE_4BIT, 'webgpu')) {
+    tf.registerKernel({ kernelName: DEQUANTIZE_4BIT, backendName: 'webgpu', kernelFunc: webgpuDequantize4bitKernel });
+  }
+}

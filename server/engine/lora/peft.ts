@@ -1,6 +1,7 @@
 // Adapters on disk in Hugging Face PEFT's layout: adapter_config.json and
 // adapter_model.safetensors, so that `PeftModel.from_pretrained` loads what we write and
 // we load what PEFT writes.
+import type { Quantization } from '../quant/spec';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LINEAR_MODULES, type LinearModule } from '../model/config';
@@ -14,7 +15,7 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const BASE_QUANTIZATION = 'qlora_base_quantization.json';
 
 export interface BaseQuantization {
-  quantization: 'nf4' | 'fp4' | 'none';
+  quantization: Quantization;
   block_size: number;
   double_quant: boolean;
 }

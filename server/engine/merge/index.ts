@@ -2,5 +2,5 @@
 // and the extension call.
 export { mergeAdapter, addLoraDelta } from './merge';
 export { checkMerge, planMerge } from './plan';
-export { roundTrip4bitInPlace } from './roundTrip';
+export { roundTrip4bitInPlace } from '../quant/roundTrip';
 export * from './types';

@@ -21,7 +21,7 @@ import { writeModelSideFiles } from '../formats/hfWriter';
 import type { SafetensorsDtype } from '../formats/safetensors';
 import type { BaseReader } from './baseReader';
 import { checkMerge, type LoraPair } from './plan';
-import { RoundTripBuffers, roundTrip4bitInPlace } from './roundTrip';
+import { RoundTripBuffers, roundTrip4bitInPlace } from '../quant/roundTrip';
 import { SafetensorsStreamWriter } from './safetensorsStream';
 import {
   MergeCancelledError, MergeRefusedError, type MergeDtype, type MergeEvent, type MergeOptions, type MergeResult, type MergeSummary,

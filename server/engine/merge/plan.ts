@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule } from '../model/config';
-import type { QuantizationOptions } from '../model/llama';
+import { checkQuantization, type QuantizationOptions } from '../quant/spec';
 import type { HostTensor } from '../formats/types';
 import { loraScaling, PEFT_PREFIX, resolveTargets } from '../lora/names';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, BASE_QUANTIZATION, readAdapter, type ReadAdapter } from '../lora/peft';
@@ -86,11 +86,9 @@ function checkRecordedQuantization(a: ReadAdapter): void {
   const q = a.baseQuantization;
   if (!q) return;
   const file = join(a.dir, BASE_QUANTIZATION);
-  if (!['nf4', 'fp4', 'none'].includes(q.quantization)) throw new MergeRefusedError(`${file}: quantization ${JSON.stringify(q.quantization)} is not nf4, fp4 or none`);
+  const why = checkQuantization({ quantization: q.quantization, blockSize: q.block_size }, file);
+  if (why) throw new MergeRefusedError(why);
   if (q.quantization === 'none') return;
-  if (!Number.isInteger(q.block_size) || q.block_size < 8 || q.block_size % 8 !== 0) {
-    throw new MergeRefusedError(`${file}: block_size ${JSON.stringify(q.block_size)} is not a positive multiple of 8`);
-  }
   if (typeof q.double_quant !== 'boolean') throw new MergeRefusedError(`${file}: double_quant must be true or false`);
 }
 
@@ -192,10 +190,8 @@ export async function checkMerge(opts: MergeOptions): Promise<CheckedMerge> {
       quantization = opts.quantization ?? (recorded
         ? { quantization: recorded.quantization, blockSize: recorded.block_size, doubleQuant: recorded.quantization !== 'none' && recorded.double_quant }
         : null);
-      if (quantization && quantization.quantization !== 'none' &&
-        !(Number.isInteger(quantization.blockSize) && quantization.blockSize >= 8 && quantization.blockSize % 8 === 0)) {
-        throw new MergeRefusedError(`block size ${quantization.blockSize} is not a positive multiple of 8`);
-      }
+      const why = quantization ? checkQuantization(quantization, 'merge') : undefined;
+      if (why) throw new MergeRefusedError(why);
       if (!quantization || quantization.quantization === 'none') {
         throw new MergeRefusedError(`--into dequantized needs the 4-bit format the adapter was trained against, and ${adapterDir} records none` +
           `${recorded ? ' (it was trained on a full-precision base)' : ` (no ${BASE_QUANTIZATION})`}: use --into original, or pass --quantization nf4|fp4 [--block-size N] [--no-double-quant]`);

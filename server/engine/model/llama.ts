@@ -10,17 +10,10 @@ import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
 import { applyRope, attention, attentionMask, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, silu, splitHeads } from './layers';
 import type { LoadedModel, WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
-import { QuantizedWeight, type QuantType } from '../quant/quantizedWeight';
+import { QuantizedWeight } from '../quant/quantizedWeight';
+import { DEFAULT_QUANTIZATION, type QuantizationOptions } from '../quant/spec';
 
-export type Quantization = QuantType | 'none';
-
-export interface QuantizationOptions {
-  quantization: Quantization;
-  blockSize: number;
-  doubleQuant: boolean;
-}
-
-export const DEFAULT_QUANTIZATION: QuantizationOptions = { quantization: 'nf4', blockSize: 64, doubleQuant: true };
+export { DEFAULT_QUANTIZATION, type Quantization, type QuantizationOptions } from '../quant/spec';
 
 interface Block {
   inputNorm: tf.Tensor1D;

@@ -160,7 +160,8 @@ export interface DoubleQuantAbsmax {
 }
 
 /** bitsandbytes' double quantization: block size 256 for the absmax values, as in quantize_4bit. */
-export const NESTED_BLOCK_SIZE = 256;
+export { NESTED_BLOCK_SIZE } from './spec';
+import { NESTED_BLOCK_SIZE } from './spec';
 
 /**
  * offset = mean(absmax); the centred values go through quantizeBlockwise8bit. The mean is

@@ -2,7 +2,8 @@
 // functional.py: get_4bit_type, create_normal_map, create_dynamic_map; csrc/kernels.cu:
 // dQuantizeNF4, dQuantizeFP4, dDequantizeFP4Tree). Every table is float32, indexed by code.
 
-export type QuantType = 'nf4' | 'fp4';
+export type { QuantType } from './spec';
+import type { QuantType } from './spec';
 
 /**
  * NF4 (QLoRA, arXiv:2305.14314): the 16 levels are quantiles of N(0, 1), normalized to

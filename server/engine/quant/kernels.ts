@@ -14,44 +14,9 @@
 // blocks of blockSize consecutive values of the flattened W.
 import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from './codebooks';
-import type { NestedQuantMap, QuantType } from './codebooks';
-import { webgpuDequantize4bitKernel } from '../kernels/webgpuDequantize4bit';
+import { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
 
-export const DEQUANTIZE_4BIT = 'Dequantize4bit';
-
-export interface Dequantize4bitAttrs {
-  quantType: QuantType;
-  blockSize: number;
-  /** (rows, cols) of W as stored. */
-  shape: [number, number];
-  /** Write W^T, (cols, rows), instead of W. */
-  transpose: boolean;
-  doubleQuant: boolean;
-  /** Double quantization: added back to every decoded absmax. */
-  offset: number;
-  nestedBlockSize: number;
-  nestedQuantMap: NestedQuantMap;
-}
-
-/** The kernel's inputs as host arrays (or heap views). */
-export interface Dequantize4bitArrays {
-  /** (ceil(n / 8),) int32: eight 4-bit codes per word, layout of pack.ts. */
-  packed: Int32Array;
-  /** (numBlocks,) float32, without double quantization. */
-  absmax?: Float32Array;
-  /** (ceil(numBlocks / 4),) int32: four 8-bit codes per word, with double quantization. */
-  absmaxCodes?: Int32Array;
-  /** (ceil(numBlocks / nestedBlockSize),) float32, with double quantization. */
-  absmax2?: Float32Array;
-}
-
-/** The same inputs as tensors, under the names the kernel reads. */
-export interface Dequantize4bitTensors {
-  packed: tf.Tensor;
-  absmax?: tf.Tensor;
-  absmaxCodes?: tf.Tensor;
-  absmax2?: tf.Tensor;
-}
+export { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
 
 /** The per-block absmax, decoded first when it is double-quantized (numBlocks values, then a loop over n). */
 export function decodeAbsmax(arrays: Dequantize4bitArrays, attrs: Dequantize4bitAttrs): Float32Array {
@@ -214,9 +179,12 @@ const wasmKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   return output;
 };
 
-/** Registers the cpu, wasm and webgpu kernels where they are not yet registered; runs on import. */
+/**
+ * Registers the cpu and wasm kernels where they are not yet registered; runs on import.
+ * The webgpu kernel is registered by backend.ts when that backend starts.
+ */
 export function registerDequantizeKernels(): void {
-  for (const [backendName, kernelFunc] of [['cpu', cpuKernel], ['wasm', wasmKernel], ['webgpu', webgpuDequantize4bitKernel]] as const) {
+  for (const [backendName, kernelFunc] of [['cpu', cpuKernel], ['wasm', wasmKernel]] as const) {
     if (!tf.getKernel(DEQUANTIZE_4BIT, backendName)) tf.registerKernel({ kernelName: DEQUANTIZE_4BIT, backendName, kernelFunc });
   }
 }

@@ -7,17 +7,18 @@
 // Shapes: W is (out, in) row-major, as Hugging Face stores nn.Linear weights.
 import { tf } from '../tf';
 import type { HostTensor } from '../formats/types';
-import type { NestedQuantMap, QuantType } from './codebooks';
+import type { NestedQuantMap } from './codebooks';
+import { BLOCK_SIZE_RULE, FOUR_BIT_TYPES, isBlockSize, type QuantType } from './spec';
 import { dequantize4bitReference, dequantizeAbsmaxReference, doubleQuantizeAbsmax, NESTED_BLOCK_SIZE, numBlocksOf, quantize4bit } from './blockwise';
 import { dequantize4bit } from './kernels';
 import type { Dequantize4bitAttrs } from './kernels';
 import { pack4bit, pack8bit, packedLength4bit, packedLength8bit, unpack4bit, unpack8bit } from './pack';
 
-export type { QuantType } from './codebooks';
+export type { QuantType } from './spec';
 
 export interface QuantOptions {
   quantType: QuantType;
-  /** Values per absmax; a multiple of 8 (bitsandbytes allows 64, 128, ..., 4096). */
+  /** Values per absmax: spec.ts's BLOCK_SIZE_RULE. */
   blockSize: number;
   /** Store the absmax values as 8-bit codes in blocks of 256 (QLoRA's double quantization). */
   doubleQuant: boolean;
@@ -52,10 +53,10 @@ function checkOptions(shape: readonly number[], length: number, opts: QuantOptio
   if (shape.length !== 2) throw new Error(`a quantized weight must be 2-D (out, in), got shape [${shape.join(', ')}]`);
   const [rows, cols] = shape;
   if (rows * cols !== length) throw new Error(`shape [${rows}, ${cols}] does not match ${length} values`);
-  if (opts.quantType !== 'nf4' && opts.quantType !== 'fp4') throw new Error(`quantType must be nf4 or fp4, got ${String(opts.quantType)}`);
-  if (!Number.isInteger(opts.blockSize) || opts.blockSize < 8 || opts.blockSize % 8 !== 0) {
-    throw new Error(`blockSize must be a positive multiple of 8, got ${opts.blockSize}`);
+  if (!(FOUR_BIT_TYPES as readonly string[]).includes(opts.quantType)) {
+    throw new Error(`quantType must be ${FOUR_BIT_TYPES.join(' or ')}, got ${String(opts.quantType)}`);
   }
+  if (!isBlockSize(opts.blockSize)) throw new Error(`blockSize must be ${BLOCK_SIZE_RULE} (a multiple of 8), got ${opts.blockSize}`);
   return [rows, cols];
 }
 

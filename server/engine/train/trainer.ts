@@ -11,7 +11,7 @@ import { LlamaModel } from '../model/llama';
 import { LoraAdapter } from '../lora/adapter';
 import { readAdapter, writeAdapter, type BaseQuantization } from '../lora/peft';
 import { Rng } from '../rng';
-import type { ResolvedConfig } from '../../config/schema';
+import type { TrainSpec } from './spec';
 import { Batcher, sequentialBatches, type Batch } from './batching';
 import { newestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint';
 import { loadDataSet } from './data';
@@ -35,7 +35,7 @@ export interface TrainOptions {
 const LORA_INIT_STREAM = 0x6c6f7261;
 const DROPOUT_STREAM = 0x64726f70;
 
-export async function train(config: ResolvedConfig, opts: TrainOptions): Promise<{ adapter: string; step: number }> {
+export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ adapter: string; step: number }> {
   const emit = opts.onEvent;
   const t = config.training;
   const backend = await initBackend(t.backend);

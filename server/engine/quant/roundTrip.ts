@@ -8,8 +8,9 @@
 // dequantizeWeightReference(quantizeWeight(w)).
 //
 // W is (out, in) flattened row-major; blocks run over that flat order, the last may be partial.
-import { DYNAMIC_MAP, levelsOf, type QuantType } from '../quant/codebooks';
-import { encodeDynamic, encodeFP4, encodeNF4, NESTED_BLOCK_SIZE, numBlocksOf } from '../quant/blockwise';
+import { DYNAMIC_MAP, levelsOf } from './codebooks';
+import { encodeDynamic, encodeFP4, encodeNF4, numBlocksOf } from './blockwise';
+import { BLOCK_SIZE_RULE, isBlockSize, NESTED_BLOCK_SIZE, type QuantType } from './spec';
 
 export interface RoundTripOptions {
   quantType: QuantType;
@@ -32,9 +33,7 @@ export class RoundTripBuffers {
 /** w <- dequantize(quantize(w)): the 4-bit base a QLoRA adapter saw, in place. */
 export function roundTrip4bitInPlace(w: Float32Array, opts: RoundTripOptions, buffers = new RoundTripBuffers()): void {
   const { quantType, blockSize, doubleQuant } = opts;
-  if (!Number.isInteger(blockSize) || blockSize < 8 || blockSize % 8 !== 0) {
-    throw new Error(`blockSize must be a positive multiple of 8, got ${blockSize}`);
-  }
+  if (!isBlockSize(blockSize)) throw new Error(`blockSize must be ${BLOCK_SIZE_RULE}, got ${blockSize}`);
   const n = w.length;
   const numBlocks = numBlocksOf(n, blockSize);
   buffers.ensure(numBlocks);
