@@ -47,6 +47,29 @@ for (const backend of ['wasm', 'cpu'] as const) {
     model.dispose();
   });
 
+  test(`${backend}: rope_scaling llama3 (all three frequency bands) and linear equal the float64 reference`, async () => {
+    await initBackend(backend);
+    // head_dim 8, theta 10000: wavelengths 6.3, 63, 628, 6283 against original 64 / 4 = 16
+    // and 64 / 1 = 64: one pair kept, one blended, two slowed by the factor.
+    const scalings = [
+      { type: 'llama3' as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 },
+      { type: 'linear' as const, factor: 4 },
+    ];
+    for (const ropeScaling of scalings) {
+      const m = loaded(6, { ropeScaling, tieWordEmbeddings: false, headDim: 8, numHeads: 4, numKvHeads: 2 });
+      const model = LlamaModel.fromLoaded(m, { quantization: 'none', blockSize: 64, doubleQuant: false });
+      const ids = Array.from({ length: 40 }, (_, i) => (i * 13 + 5) % 64); // positions past 16, 32, 63/2
+      const got = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32'))).dataSync();
+      const d = maxAbsDiff(got, referenceLogits(m.config, m.weights, ids));
+      const plain = referenceLogits({ ...m.config, ropeScaling: undefined }, m.weights, ids);
+      const moved = maxAbsDiff(got, plain);
+      console.log(`# ${backend}: ${ropeScaling.type}: max |logit - float64 reference| = ${d.toExponential(2)}; differs from unscaled rope by ${moved.toExponential(2)}`);
+      assert.ok(d < 1e-4, `${ropeScaling.type}: max abs diff ${d}`);
+      assert.ok(moved > 1e-3, `${ropeScaling.type}: the scaling changed nothing`);
+      model.dispose();
+    }
+  });
+
   test(`${backend}: a batch with right padding gives each row its own logits`, async () => {
     await initBackend(backend);
     const m = loaded(3);

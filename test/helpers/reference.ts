@@ -36,14 +36,32 @@ function rmsnorm(x: Mat, N: number, C: number, g: Mat, eps: number): Mat {
   return y;
 }
 
+/**
+ * The rotary frequency of pair i, with transformers' rope_scaling written out plainly:
+ * linear divides by the factor; llama3 divides frequencies whose wavelength is above
+ * original_max / low_freq_factor, keeps those below original_max / high_freq_factor, and
+ * blends the two linearly in 1 / wavelength between.
+ */
+function ropeFrequency(c: LlamaConfig, i: number): number {
+  const f = 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim);
+  const s = c.ropeScaling;
+  if (!s) return f;
+  if (s.type === 'linear') return f / s.factor;
+  const wavelen = 2 * Math.PI / f;
+  if (wavelen < s.originalMaxPositionEmbeddings / s.highFreqFactor) return f;
+  if (wavelen > s.originalMaxPositionEmbeddings / s.lowFreqFactor) return f / s.factor;
+  const t = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+  return f / s.factor + t * (f - f / s.factor);
+}
+
 /** rotate_half rotary embedding in place on (T, h*hs) rows of one sequence. */
-function rope(x: Mat, T: number, h: number, hs: number, theta: number): void {
+function rope(x: Mat, T: number, h: number, hs: number, cfg: LlamaConfig): void {
   const half = hs / 2;
   for (let t = 0; t < T; t++) {
     for (let head = 0; head < h; head++) {
       const base = t * h * hs + head * hs;
       for (let i = 0; i < half; i++) {
-        const a = t / Math.pow(theta, (2 * i) / hs);
+        const a = t * ropeFrequency(cfg, i);
         const c = Math.cos(a), s = Math.sin(a);
         const x1 = x[base + i], x2 = x[base + i + half];
         x[base + i] = x1 * c - x2 * s;
@@ -66,8 +84,8 @@ export function referenceLogits(c: LlamaConfig, weights: WeightMap, ids: number[
     const q = linear(xn, T, p('self_attn.q_proj.weight'), nh * hs, C, bias('q_proj'));
     const k = linear(xn, T, p('self_attn.k_proj.weight'), nkv * hs, C, bias('k_proj'));
     const v = linear(xn, T, p('self_attn.v_proj.weight'), nkv * hs, C, bias('v_proj'));
-    rope(q, T, nh, hs, c.ropeTheta);
-    rope(k, T, nkv, hs, c.ropeTheta);
+    rope(q, T, nh, hs, c);
+    rope(k, T, nkv, hs, c);
     const att = new Float64Array(T * nh * hs);
     for (let head = 0; head < nh; head++) {
       const kvh = Math.floor(head / (nh / nkv));

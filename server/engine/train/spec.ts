@@ -33,6 +33,8 @@ export interface TrainSpec {
     eval_every: number;
     save_every: number;
     backend: BackendChoice;
+    /** Recompute each decoder block in the backward pass instead of keeping its activations. */
+    gradient_checkpointing: boolean;
   };
   output: { dir: string };
 }

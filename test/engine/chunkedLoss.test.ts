@@ -1,0 +1,105 @@
+// The fused head + cross-entropy over vocabulary chunks against a float64 implementation:
+// the loss, and its gradient in h by central differences; and the compact bf16 table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf } from '../../server/engine/tf';
+import { initBackend } from '../../server/engine/backend';
+import { chunkedLinearCrossEntropy, chunkedLogits } from '../../server/engine/model/chunkedLoss';
+import { FrozenTable } from '../../server/engine/model/frozenTable';
+import { Rng } from '../../server/engine/rng';
+
+const N = 6, C = 16, V = 50;
+
+/** Weighted mean NLL of targets under h W^T, in float64, written out plainly. */
+function hostLoss(h: Float64Array, W: Float64Array, targets: Int32Array, w: Float32Array): number {
+  let total = 0, count = 0;
+  for (let n = 0; n < N; n++) {
+    const z = new Float64Array(V);
+    for (let v = 0; v < V; v++) { let s = 0; for (let c = 0; c < C; c++) s += h[n * C + c] * W[v * C + c]; z[v] = s; }
+    const max = Math.max(...z);
+    let se = 0;
+    for (const x of z) se += Math.exp(x - max);
+    total += w[n] * (Math.log(se) + max - z[targets[n]]);
+    count += w[n];
+  }
+  return total / Math.max(count, 1);
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`${backend}: chunked linear + cross-entropy: loss and dL/dh match float64 (central differences), any chunk size`, async () => {
+    await initBackend(backend);
+    const rng = new Rng(3);
+    const wData = Float32Array.from({ length: V * C }, () => rng.normal());
+    const head = FrozenTable.fromFloat32(wData, V, C, { fullPrecision: true });
+    const hData = Float32Array.from({ length: N * C }, () => rng.normal() * 0.5);
+    const targets = Int32Array.from([3, 49, 0, 17, 17, 25]);
+    const weights = Float32Array.from([1, 1, 0, 1, 0.5, 1]);
+    const W64 = Float64Array.from(head.toFloat32());
+    const h64 = Float64Array.from(hData);
+    const want = hostLoss(h64, W64, targets, weights);
+    for (const chunk of [V, 16, 7, 1]) {
+      const h = tf.tensor2d(hData, [N, C]);
+      const wT = tf.tensor1d(weights);
+      const n0 = tf.memory().numTensors;
+      const f = (x: tf.Tensor) => chunkedLinearCrossEntropy(x as tf.Tensor2D, head, targets, wT, chunk);
+      const g = tf.grad(f)(h);
+      const lossT = f(h);
+      const loss = lossT.dataSync()[0];
+      const gd = g.dataSync();
+      tf.dispose([g, lossT]);
+      assert.ok(Math.abs(loss - want) < 1e-5 * Math.abs(want), `chunk ${chunk}: loss ${loss} vs float64 ${want}`);
+      const eps = 1e-6;
+      let num = 0, den = 0;
+      for (let i = 0; i < h64.length; i++) {
+        const keep = h64[i];
+        h64[i] = keep + eps; const up = hostLoss(h64, W64, targets, weights);
+        h64[i] = keep - eps; const down = hostLoss(h64, W64, targets, weights);
+        h64[i] = keep;
+        const fd = (up - down) / (2 * eps);
+        num += (gd[i] - fd) ** 2;
+        den += fd ** 2;
+      }
+      const rel = Math.sqrt(num / den);
+      console.log(`# ${backend}: vocab chunk ${chunk}: |loss - float64| ${Math.abs(loss - want).toExponential(2)}, dL/dh relative error ${rel.toExponential(2)}`);
+      assert.ok(rel < 1e-4, `chunk ${chunk}: dL/dh relative error ${rel}`);
+      tf.dispose([h, wT]);
+      assert.equal(tf.memory().numTensors, n0 - 2, 'nothing is left behind by forward + backward');
+    }
+  });
+
+  test(`${backend}: chunked logits equal h W^T`, async () => {
+    await initBackend(backend);
+    const rng = new Rng(4);
+    const wData = Float32Array.from({ length: V * C }, () => rng.normal());
+    const head = FrozenTable.fromFloat32(wData, V, C, { fullPrecision: true });
+    const hData = Float32Array.from({ length: N * C }, () => rng.normal());
+    const got = tf.tidy(() => chunkedLogits(tf.tensor2d(hData, [N, C]), head, 13)).dataSync();
+    let d = 0;
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let c = 0; c < C; c++) s += hData[n * C + c] * wData[v * C + c];
+      d = Math.max(d, Math.abs(got[n * V + v] - s));
+    }
+    assert.ok(d < 1e-4, `max abs diff ${d}`);
+  });
+}
+
+test('FrozenTable: bf16 by default, rounded to nearest even; exact bf16 input and full precision are kept', () => {
+  const f = new Float32Array(4);
+  const u = new Uint32Array(f.buffer);
+  u[0] = 0x3f808000; // halfway between two bf16 values, lower one even: rounds down
+  u[1] = 0x3f818000; // halfway, lower one odd: rounds up
+  u[2] = 0x3f80c000; // above halfway: rounds up
+  u[3] = 0x40490000; // exactly bf16 (3.140625)
+  const t = FrozenTable.fromFloat32(f, 2, 2, { fullPrecision: false });
+  assert.equal(t.dtype, 'bf16');
+  assert.equal(t.residentBytes(), 8, 'two bytes a value');
+  const back = new Uint32Array(t.toFloat32().buffer);
+  assert.deepEqual([...back], [0x3f800000, 0x3f820000, 0x3f810000, 0x40490000]);
+  assert.equal(FrozenTable.fromFloat32(f, 2, 2, { fullPrecision: true }).dtype, 'fp32');
+  const exact = Float32Array.from([1, -2, 0.5, 3.140625]);
+  const kept = FrozenTable.fromFloat32(exact, 2, 2, { fullPrecision: true });
+  assert.equal(kept.dtype, 'bf16', 'values already bf16 lose nothing in bf16');
+  assert.deepEqual([...kept.toFloat32()], [...exact]);
+  assert.throws(() => kept.gather([0, 2]), /token id 2 is outside the vocabulary of 2/);
+});
