@@ -13,7 +13,7 @@ import {
   type CreateRunRequest, type CreateRunResponse, type RunState, type RunSummary, type StateEvent,
 } from '../protocol';
 import { ApiError } from './errors';
-import { Run, type RunFile } from './run';
+import { isCreationDebris, Run, type RunFile } from './run';
 import { TrainingProcess, type Outcome, type SpawnWorker } from './trainingProcess';
 
 export interface RunManagerOptions {
@@ -59,7 +59,7 @@ export class RunManager {
     const loaded: Run[] = [];
     for (const name of readdirSync(this.opts.runsDir)) {
       const dir = join(this.opts.runsDir, name);
-      if (name.startsWith('.')) { rmSync(dir, { recursive: true, force: true }); continue; } // a creation cut short
+      if (isCreationDebris(this.opts.runsDir, name)) { rmSync(dir, { recursive: true, force: true }); continue; } // a creation cut short
       if (!RUN_ID_PATTERN.test(name)) continue;
       const run = Run.load(dir);
       if (!run || run.id !== name) { this.log(`${dir}: not a run folder (no readable run.json); ignored`); continue; }
