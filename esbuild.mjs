@@ -1,7 +1,7 @@
 // One build script, several entry points. Each bundle is self-contained CommonJS for
 // Node; `vscode` stays external because the editor provides it at run time.
 import * as esbuild from 'esbuild';
-import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,6 +34,9 @@ await esbuild.build({
   external: ['vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
   banner: { js: '#!/usr/bin/env node' },
 });
+// `npx qlora` runs dist/cli.js itself: it must stay executable. esbuild only sets the bit on a
+// file it creates; rewriting one that lost it (a checkout, an npm ci, a copy) keeps it lost.
+if (entryPoints.cli) chmodSync(join(dist, 'cli.js'), 0o755);
 
 if (existsSync(join(root, 'webview/main.ts'))) {
   await esbuild.build({

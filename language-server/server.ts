@@ -24,6 +24,24 @@ import {
   type QloraDocument,
   type QloraSettings,
 } from './service';
+import { guarded, internalDiagnostic } from './guard';
+
+/** What the handlers call: the pure service, or (in tests) one whose parts throw. */
+export interface LanguageService {
+  diagnostics: typeof diagnostics;
+  complete: typeof complete;
+  hover: typeof hover;
+  codeLenses: typeof codeLenses;
+  codeActions: typeof codeActions;
+}
+
+const SERVICE: LanguageService = { diagnostics, complete, hover, codeLenses, codeActions };
+
+/**
+ * Quiet time after an edit before a document is checked: a burst of edits (typing, a
+ * paste, a formatter's many small edits) costs one pass over the text, not one each.
+ */
+export const DIAGNOSTICS_DEBOUNCE_MS = 15;
 
 /** Characters after which a client should ask for completion without a keystroke of a name. */
 const TRIGGER_CHARACTERS = [':', ' ', '/', '[', ',', '-'];
@@ -32,11 +50,16 @@ const TRIGGER_CHARACTERS = [':', ' ', '/', '[', ',', '-'];
  * Serves `.qlora` documents on `connection` (by default one over the transport named on
  * the command line, stdio when none is) and starts listening. Returns the connection.
  */
-export function startLanguageServer(connection: Connection = createConnection(ProposedFeatures.all)): Connection {
+export function startLanguageServer(
+  connection: Connection = createConnection(ProposedFeatures.all),
+  service: LanguageService = SERVICE,
+): Connection {
   const documents = new TextDocuments(TextDocument);
   let settings: QloraSettings = DEFAULT_SETTINGS;
   let workspaceFolder: string | undefined;
-  const pending = new Map<string, NodeJS.Immediate>();
+  const pending = new Map<string, NodeJS.Timeout>();
+  // Every handler turns a failure into an empty answer (logged once), and keeps serving.
+  const guard = guarded((message) => connection.console.error(message));
 
   const view = (uri: string): { doc: QloraDocument; text: TextDocument } | undefined => {
     const text = documents.get(uri);
@@ -46,18 +69,30 @@ export function startLanguageServer(connection: Connection = createConnection(Pr
   const validate = (uri: string): void => {
     const v = view(uri);
     if (!v) return;
-    connection.sendDiagnostics({ uri, version: v.text.version, diagnostics: diagnostics(v.doc, settings) });
+    const version = v.text.version;
+    let found;
+    try {
+      found = service.diagnostics(v.doc, settings);
+    } catch (e) {
+      // The document stays checkable: the failure itself is what the user sees on it.
+      connection.console.error(`qlora: checking ${uri} failed: ${(e as Error)?.stack ?? String(e)}`);
+      found = [internalDiagnostic(e)];
+    }
+    // A newer text arrived meanwhile: its own pass is scheduled, and this result is stale.
+    if (documents.get(uri)?.version !== version) return;
+    connection.sendDiagnostics({ uri, version, diagnostics: found });
   };
 
-  /** Validates once per burst of changes: the latest text wins. */
+  /** Validates once per burst of changes, after it goes quiet: the latest text wins. */
   const schedule = (uri: string): void => {
-    if (pending.has(uri)) return;
+    const earlier = pending.get(uri);
+    if (earlier) clearTimeout(earlier);
     pending.set(
       uri,
-      setImmediate(() => {
+      setTimeout(() => {
         pending.delete(uri);
         validate(uri);
-      }),
+      }, DIAGNOSTICS_DEBOUNCE_MS),
     );
   };
   const revalidateAll = () => documents.all().forEach((d) => schedule(d.uri));
@@ -90,27 +125,27 @@ export function startLanguageServer(connection: Connection = createConnection(Pr
   documents.onDidSave((e) => schedule(e.document.uri));
   documents.onDidClose((e) => {
     const timer = pending.get(e.document.uri);
-    if (timer) clearImmediate(timer);
+    if (timer) clearTimeout(timer);
     pending.delete(e.document.uri);
     connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   });
 
-  connection.onCompletion((p) => {
+  connection.onCompletion(guard('completion', [], (p) => {
     const v = view(p.textDocument.uri);
-    return v ? complete(v.doc, p.position, settings) : [];
-  });
-  connection.onHover((p) => {
+    return v ? service.complete(v.doc, p.position, settings) : [];
+  }));
+  connection.onHover(guard('hover', null, (p) => {
     const v = view(p.textDocument.uri);
-    return v ? hover(v.doc, p.position, settings) : null;
-  });
-  connection.onCodeLens((p) => {
+    return v ? service.hover(v.doc, p.position, settings) : null;
+  }));
+  connection.onCodeLens(guard('code lens', [], (p) => {
     const v = view(p.textDocument.uri);
-    return v ? codeLenses(v.doc, p.textDocument.uri, settings) : [];
-  });
-  connection.onCodeAction((p) => {
+    return v ? service.codeLenses(v.doc, p.textDocument.uri, settings) : [];
+  }));
+  connection.onCodeAction(guard('code actions', [], (p) => {
     const v = view(p.textDocument.uri);
-    return v ? codeActions(v.doc, p.textDocument.uri, p.range, settings) : [];
-  });
+    return v ? service.codeActions(v.doc, p.textDocument.uri, p.range, settings) : [];
+  }));
 
   documents.listen(connection);
   connection.listen();

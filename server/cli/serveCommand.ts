@@ -23,12 +23,19 @@ export async function serveCommand(args: string[]): Promise<void> {
   const ready: ServeReady = { port: server.port };
   process.stdout.write(JSON.stringify(ready) + '\n');
   await new Promise<void>((res) => {
+    let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
-      process.stderr.write(`qlora serve: ${signal}: letting the current step finish and checkpointing\n`);
+      if (++signals > 1) {
+        // Asked twice: do not wait for the step. The training process, orphaned, stops by itself;
+        // the run resumes from its newest complete checkpoint.
+        process.stderr.write(`qlora serve: ${signal} again: exiting without waiting for a checkpoint\n`);
+        process.exit(1);
+      }
+      process.stderr.write(`qlora serve: ${signal}: letting the current step finish and checkpointing (send it again to exit at once)\n`);
       server.shutdown().then(res, (e: Error) => { process.stderr.write(`qlora serve: ${e.message}\n`); res(); });
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
   process.exit(0);
 }
@@ -46,5 +53,12 @@ async function workerMode(): Promise<void> {
     };
     process.on('message', onMessage);
   });
-  process.exit(await runWorker(job));
+  // Whatever happens, this process ends: its IPC channel would otherwise keep it idling forever.
+  let code = 1;
+  try {
+    code = await runWorker(job);
+  } catch (e) {
+    process.stderr.write(`qlora worker: ${(e as Error).stack ?? String(e)}\n`);
+  }
+  process.exit(code);
 }

@@ -121,7 +121,13 @@ function dataProblem(file: string, format: DataFormatName, lines: number): strin
 }
 
 function readDataProblem(file: string, size: number, format: DataFormatName, lines: number): string | undefined {
-  const head = readHead(file, Math.min(size, DATA_HEAD_BYTES));
+  let head: string;
+  try {
+    head = readHead(file, Math.min(size, DATA_HEAD_BYTES));
+  } catch (e) {
+    // Exists but cannot be read (EACCES, EIO...): a problem of the config's file, not of the checker.
+    return unreadable(e);
+  }
   if (head.trim() === '') return size > DATA_HEAD_BYTES ? `has ${DATA_HEAD_BYTES} blank bytes at its start` : 'is empty';
   // Only whole lines: the last one may be cut off by the read unless it is the file's end.
   let all = head.split('\n');
@@ -151,6 +157,13 @@ function readHead(file: string, bytes: number): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** `cannot be read (EACCES: permission denied)`, from a failed open or read. */
+export function unreadable(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'EACCES' || err.code === 'EPERM' ? `${err.code}: permission denied` : err.code ?? err.message;
+  return `cannot be read (${why})`;
 }
 
 function statOrUndefined(path: string): Stats | undefined {

@@ -3,6 +3,7 @@
 // The `yaml` package keeps the offsets of every node, which is why it is used rather
 // than a JSON-first loader: each message lands on the key or value it is about.
 import { isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { checkBounds } from './bounds';
 import { checkConflicts } from './conflicts';
 import { expectation, formatDefault } from './describe';
 import { sortDiagnostics, type ConfigDiagnostic, type Fix } from './diagnostics';
@@ -34,14 +35,39 @@ export function parse(text: string, baseDir: string): ParseResult {
   const lines = new LineIndex(text);
   const source: ConfigSource = { text, baseDir, lines, occurrences: [], first: new Map(), moduleEntries: [] };
   const diagnostics: ConfigDiagnostic[] = [];
+  // Text the parser was not shown as written (after an unclosed bracket): nothing else is said about it.
+  const muted: [number, number][] = [];
   const report: Report = (range, severity, code, message, data) => {
+    if (muted.some(([a, b]) => range[0] >= a && range[0] < b)) return;
     // Block collections end after their last line break; a squiggle should not.
     let end = range[1];
     while (end > range[0] + 1 && /\s/.test(text[end - 1])) end--;
     diagnostics.push({ message, severity, code, range: lines.range(range[0], end), ...(data ? { data } : {}) });
   };
 
-  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+  const unparsed = (range: [number, number], message: string): ParseResult => {
+    report(range, 'error', 'yaml-syntax', message);
+    return { config: resolveConfig(new Map(), baseDir), diagnostics, source };
+  };
+  const bounds = checkBounds(text);
+  if (bounds.problem) return unparsed(bounds.problem.range, bounds.problem.message);
+  // An unclosed bracket gets one message here, and the parser reads the line as if it
+  // were not there (same length, so every offset holds) instead of swallowing the rest.
+  let yamlText = text;
+  for (const at of bounds.unclosed) {
+    const close = text[at] === '[' ? ']' : '}';
+    report([at, at + 1], 'error', 'yaml-syntax', `YAML: this ${text[at]} is never closed: add ${close}`);
+    yamlText = `${yamlText.slice(0, at)} ${yamlText.slice(at + 1)}`;
+    const lineEnd = text.indexOf('\n', at);
+    muted.push([at, lineEnd < 0 ? text.length + 1 : lineEnd + 1]);
+  }
+  let doc: Document;
+  try {
+    doc = parseDocument(yamlText, { uniqueKeys: false, prettyErrors: false });
+  } catch (e) {
+    // Within the bounds this should not happen; if the parser still fails, the text gets a diagnostic, not the caller an exception.
+    return unparsed([0, Math.min(text.length, 1)], `YAML: the parser failed on this file (${(e as Error).message})`);
+  }
   for (const e of doc.errors) report(visible(e.pos, text), 'error', 'yaml-syntax', syntaxMessage(e.code, e.message));
   for (const w of doc.warnings) report(visible(w.pos, text), 'warning', 'yaml-syntax', w.message);
 

@@ -4,13 +4,30 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema';
-import type { RunRecord, RunState, RunSummary } from '../protocol';
+import { RUN_ID_PATTERN, type RunRecord, type RunState, type RunSummary } from '../protocol';
 import { MetricsLog, writeAtomically } from './metricsLog';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';
 export const CONFIG_FILE = 'config.qlora';
 export const STOP_FILE = 'stop.request';
+/** Inside a run folder being created: it says the server made this folder and may delete it. */
+const CREATION_MARK = '.qlora-creating';
+
+/** The hidden folder a run is written in before it is renamed to its id. */
+function creationTempName(id: string): string {
+  return `.${id}.tmp`;
+}
+
+/**
+ * Whether `name` in the runs folder is a run creation the server itself cut short: its own
+ * temporary name and its mark inside. Anything else (`.git`, `.env`, a user's folder) is not
+ * the server's to delete, whatever it is called.
+ */
+export function isCreationDebris(runsDir: string, name: string): boolean {
+  const m = /^\.(.+)\.tmp$/.exec(name);
+  return !!m && RUN_ID_PATTERN.test(m[1]) && existsSync(join(runsDir, name, CREATION_MARK));
+}
 
 /** run.json. */
 export interface RunFile {
@@ -60,13 +77,16 @@ export class Run {
   /** Writes a new run folder whole (under a temporary name, then renamed) and returns it. */
   static create(runsDir: string, file: RunFile, configText: string, config: ResolvedConfig): Run {
     const dir = join(runsDir, file.id);
-    const tmp = join(runsDir, `.${file.id}.tmp`);
+    const tmp = join(runsDir, creationTempName(file.id));
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
+    // The mark that lets a restarted server clean up this folder, and nothing else, if the creation is cut short.
+    writeFileSync(join(tmp, CREATION_MARK), '');
     writeFileSync(join(tmp, CONFIG_FILE), configText);
     writeFileSync(join(tmp, 'config.resolved.json'), JSON.stringify(config, null, 2) + '\n');
     writeFileSync(join(tmp, METRICS_FILE), '');
     writeFileSync(join(tmp, RUN_FILE), JSON.stringify(file, null, 2) + '\n');
+    rmSync(join(tmp, CREATION_MARK));
     renameSync(tmp, dir);
     const run = new Run(dir, file);
     run.log.load();

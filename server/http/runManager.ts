@@ -4,8 +4,8 @@
 // a checkpoint covers.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
-import { hasErrors, parseAndCheck } from '../config';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { hasErrors, parseAndCheck, type ConfigDiagnostic } from '../config';
 import { ConfigError } from '../config/load';
 import { checkpointsDir, newestCheckpoint, readTrainerState } from '../engine/train/checkpoint';
 import {
@@ -13,7 +13,7 @@ import {
   type CreateRunRequest, type CreateRunResponse, type RunState, type RunSummary, type StateEvent,
 } from '../protocol';
 import { ApiError } from './errors';
-import { Run, type RunFile } from './run';
+import { isCreationDebris, Run, type RunFile } from './run';
 import { TrainingProcess, type Outcome, type SpawnWorker } from './trainingProcess';
 
 export interface RunManagerOptions {
@@ -59,7 +59,7 @@ export class RunManager {
     const loaded: Run[] = [];
     for (const name of readdirSync(this.opts.runsDir)) {
       const dir = join(this.opts.runsDir, name);
-      if (name.startsWith('.')) { rmSync(dir, { recursive: true, force: true }); continue; } // a creation cut short
+      if (isCreationDebris(this.opts.runsDir, name)) { rmSync(dir, { recursive: true, force: true }); continue; } // a creation cut short
       if (!RUN_ID_PATTERN.test(name)) continue;
       const run = Run.load(dir);
       if (!run || run.id !== name) { this.log(`${dir}: not a run folder (no readable run.json); ignored`); continue; }
@@ -106,6 +106,8 @@ export class RunManager {
     const configFile = req.configFile ?? join(baseDir, 'train.qlora');
     // Every problem the editor shows for this text (parse and disk checks alike), not only the first kind found.
     const checked = parseAndCheck(configText, baseDir);
+    const outside = outputOutsideBase(checked, baseDir);
+    if (outside) checked.diagnostics.push(outside);
     if (hasErrors(checked.diagnostics)) {
       throw new ApiError(400, 'config-invalid', new ConfigError(configFile, checked.diagnostics).message, checked.diagnostics);
     }
@@ -262,7 +264,11 @@ export class RunManager {
       const tail = o.stderrTail.trim().split('\n').slice(-3).join(' | ');
       const why = o.spawnError ? `the training process could not start: ${o.spawnError.message}`
         : `the training process ended without finishing (${o.signal ? `signal ${o.signal}` : `exit code ${o.code}`})${tail ? `: ${tail}` : ''}`;
-      run.log.append({ type: 'error', step: run.summary(null).step, message: why });
+      try {
+        run.log.append({ type: 'error', step: run.summary(null).step, message: why });
+      } catch (e) {
+        this.log(`${run.log.file}: could not append the error: ${(e as Error).message}`);
+      }
       this.setState(run, 'error', { workerPid: null, error: why });
     }
     this.schedule();
@@ -270,18 +276,45 @@ export class RunManager {
 
   private setState(run: Run, state: RunState, extra: Partial<RunFile> & { message?: string }): void {
     const { message, ...changes } = extra;
-    run.update({ ...changes, state });
+    try {
+      run.update({ ...changes, state });
+    } catch (e) {
+      // The state holds in memory (clients see it, stop and resume act on it); only its copy on disk is behind.
+      this.log(`${run.dir}: could not save state ${state}: ${(e as Error).message}`);
+    }
     if (state !== 'queued') this.positions.delete(run.id);
     else if (!this.positions.has(run.id)) this.positions.set(run.id, this.queue().length);
     const e: StateEvent = { type: 'state', state, queuePosition: this.positions.get(run.id) ?? null };
     const why = message ?? (state === 'error' ? changes.error ?? undefined : undefined);
     if (why) e.message = why;
-    run.log.append(e);
+    try {
+      run.log.append(e);
+    } catch (err) {
+      this.log(`${run.log.file}: could not append the state event: ${(err as Error).message}`);
+    }
   }
 
   private emitTransient(run: Run, e: StateEvent): void {
     for (const l of this.transient.get(run.id) ?? []) l(e);
   }
+}
+
+/**
+ * A run writes (and on overwrite deletes) under output.dir, so the server takes only a
+ * folder inside the config's own folder: not /etc, not ../.. of it. A clean diagnostic on
+ * output.dir otherwise. (The `qlora train` command is the user's own hand and is not limited.)
+ */
+function outputOutsideBase(checked: ReturnType<typeof parseAndCheck>, baseDir: string): ConfigDiagnostic | undefined {
+  const out = resolve(checked.config.output.dir);
+  const base = resolve(baseDir);
+  const rel = relative(base, out);
+  if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) return undefined;
+  const occ = checked.source.first.get('output.dir');
+  const [start, end] = occ?.valueRange ?? occ?.keyRange ?? [0, 0];
+  return {
+    severity: 'error', code: 'out-of-range', data: { key: 'output.dir' }, range: checked.source.lines.range(start, end),
+    message: `output.dir ${out} is outside the config's folder ${base}: the training server writes runs only inside it (e.g. ./runs/name)`,
+  };
 }
 
 function newRunId(): string {

@@ -65,8 +65,14 @@ export async function runWorker(job: WorkerJob): Promise<number> {
     return 0;
   } catch (e) {
     const message = e instanceof ConfigError ? e.message : (e as Error).message;
-    record({ type: 'error', step: lastStep, message });
     if (process.env.QLORA_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    try {
+      record({ type: 'error', step: lastStep, message });
+    } catch (writeError) {
+      // metrics.jsonl itself cannot be written (a full disk, say): the run cannot go on and
+      // nobody would hear of it there; stderr reaches the server, which fails the run with it.
+      process.stderr.write(`qlora worker: cannot write ${job.metricsFile}: ${(writeError as Error).message}; the run stops (${message})\n`);
+    }
     return 1;
   } finally {
     closeSync(fd);

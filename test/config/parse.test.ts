@@ -72,11 +72,17 @@ test('an empty file lacks the two required keys', () => {
 });
 
 test('a YAML syntax error is reported where the parser found it', () => {
-  const text = `${minimal}lora:\n  target_modules: [q_proj, k_proj\ntraining:\n  seed: 1\n`;
+  const text = `${minimal}lora:\n  r: 4: 5\ntraining:\n  seed: 1\n`;
   const syntax = parse(text, BASE).diagnostics.filter((d) => d.code === 'yaml-syntax');
-  assert.equal(syntax.length, 1);
-  assert.match(syntax[0].message, /^YAML: flow sequence in block collection must be sufficiently indented and end with a \]/);
-  assert.deepEqual(syntax[0].range, { start: { line: 6, character: 0 }, end: { line: 6, character: 1 } });
+  assert.equal(syntax.length, 1, JSON.stringify(syntax));
+  assert.match(syntax[0].message, /^YAML: nested mappings are not allowed in compact mappings/);
+  assert.equal(syntax[0].range.start.line, 5);
+});
+
+test('an unclosed bracket is one error on it; the rest of the file is still checked', () => {
+  const text = `${minimal}lora:\n  target_modules: [q_proj, k_proj\n  rnak: 4\ntraining:\n  seed: 1\n`;
+  const ds = parse(text, BASE).diagnostics;
+  assert.deepEqual(brief(ds), ['6:19-6:20 error yaml-syntax YAML: this [ is never closed: add ]', '7:3-7:7 error unknown-key unknown key lora.rnak; did you mean r?']);
 });
 
 test('unknown keys say "did you mean", including other tools\' names, and offer the rename', () => {

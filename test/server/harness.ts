@@ -25,11 +25,13 @@ export interface ServerProcess {
 }
 
 /** Starts `qlora serve --port 0 --runs-dir DIR` in its own process group and waits for {"port":N}. */
-export function startServer(runsDir: string, opts: { token?: string | null; timeoutMs?: number } = {}): Promise<ServerProcess> {
+export function startServer(runsDir: string, opts: { token?: string | null; timeoutMs?: number; wrap?: string[] } = {}): Promise<ServerProcess> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (opts.token === null) delete env.QLORA_SERVER_TOKEN;
   else env.QLORA_SERVER_TOKEN = opts.token ?? TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir], {
+  // `wrap` runs it under another command (e.g. `unshare --user`, to be a user without root's read rights).
+  const argv = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir];
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
   let stderr = '', stdout = '';

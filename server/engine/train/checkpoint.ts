@@ -38,8 +38,7 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, ada
   mkdirSync(root, { recursive: true });
   const final = join(root, `step-${state.step}`);
   const tmp = join(root, `.step-${state.step}.tmp`);
-  // Hidden entries are half-written checkpoints of a killed run: never complete, never read.
-  for (const n of readdirSync(root)) if (n.startsWith('.')) rmSync(join(root, n), { recursive: true, force: true });
+  removeCheckpointDebris(outputDir);
   await writeAdapter(tmp, adapter, baseModel, baseQuantization);
   const opt = await optimizer.getState();
   const tensors: WeightMap = new Map();
@@ -50,6 +49,35 @@ export async function saveCheckpoint(outputDir: string, state: TrainerState, ada
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
   return final;
+}
+
+/**
+ * The temporary names this module and writeAdapter use: `.step-N.tmp` (a checkpoint being
+ * written), `..step-N.tmp.tmp-PID[.old]` (its adapter's own temporary folder) and, in
+ * output.dir, `.adapter.tmp-PID[.old]`. Only these are ever deleted: a user's hidden file
+ * beside them is not ours.
+ */
+const CHECKPOINT_DEBRIS = /^\.{1,2}step-\d+\.tmp(\.tmp-\d+(\.old)?)?$/;
+const ADAPTER_DEBRIS = /^\.adapter\.tmp-\d+(\.old)?$/;
+
+/**
+ * Removes what a killed run left half-written in output.dir (never complete, never read);
+ * called when a run starts, so debris of a kill before the first checkpoint does not wait
+ * for the next save. Returns the names removed.
+ */
+export function removeCheckpointDebris(outputDir: string): string[] {
+  const removed: string[] = [];
+  const sweep = (dir: string, pattern: RegExp) => {
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir)) {
+      if (!pattern.test(n)) continue;
+      rmSync(join(dir, n), { recursive: true, force: true });
+      removed.push(n);
+    }
+  };
+  sweep(checkpointsDir(outputDir), CHECKPOINT_DEBRIS);
+  sweep(outputDir, ADAPTER_DEBRIS);
+  return removed;
 }
 
 /** The newest complete checkpoint folder, or undefined. */

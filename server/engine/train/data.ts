@@ -6,6 +6,7 @@ import { Rng } from '../rng';
 import type { Tokenizer } from '../tokenizer/types';
 import { ChatRenderer, type SpecialTokens } from './chatTemplate';
 import { parseJsonl } from './formats';
+import { boundRecord } from './textBudget';
 import { tokenizeRecord } from './tokenize';
 import { DataError, type DataFormat, type Example } from './types';
 
@@ -95,7 +96,8 @@ export function buildExamples(
   for (const record of records) {
     let example: Example;
     try {
-      example = tokenizeRecord(record, tokenizer, { trainOnPrompt: opts.trainOnPrompt ?? false, chat });
+      // Text that could only land past the cut is not tokenized (see textBudget.ts).
+      example = tokenizeRecord(boundRecord(record, maxTokens).record, tokenizer, { trainOnPrompt: opts.trainOnPrompt ?? false, chat });
     } catch (e) {
       throw new DataError(file, record.line, (e as Error).message);
     }

@@ -13,11 +13,14 @@ import { readAdapter, writeAdapter, type BaseQuantization } from '../lora/peft';
 import { Rng } from '../rng';
 import type { TrainSpec } from './spec';
 import { Batcher, sequentialBatches, type Batch } from './batching';
-import { newestCheckpoint, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint';
+import {
+  newestCheckpoint, readOptimizerState, readTrainerState, removeCheckpointDebris, saveCheckpoint, type TrainerState,
+} from './checkpoint';
 import { loadDataSet } from './data';
 import type { TrainEvent } from './events';
 import { clipByGlobalNorm, GradAccumulator } from './gradients';
 import { AdamW, alignGradients } from './optimizer';
+import { collapsed, unfitWeights } from './health';
 import { learningRateAt } from './schedule';
 import type { Example } from './types';
 
@@ -38,6 +41,8 @@ const DROPOUT_STREAM = 0x64726f70;
 export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ adapter: string; step: number }> {
   const emit = opts.onEvent;
   const t = config.training;
+  // Half-written checkpoints of a killed run go now, not at the next save.
+  const debris = removeCheckpointDebris(config.output.dir);
   const backend = await initBackend(t.backend);
   const loaded = await loadModel(config.model.base);
   const ctx = loaded.config.maxPositionEmbeddings;
@@ -89,6 +94,7 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
     emit({ type: 'log', level: 'info', message: `resuming from ${dir} at step ${step}` });
   }
 
+  if (debris.length) emit({ type: 'log', level: 'info', message: `removed what a killed run left half-written: ${debris.join(', ')}` });
   emit({
     type: 'start', backend: backend.backend, device: backend.device, totalSteps, startStep: step,
     trainableParams: lora.parameterCount(), totalParams: countParameters(loaded.config).total,
@@ -103,8 +109,20 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
   const baseQuantization: BaseQuantization = {
     quantization: config.model.quantization, block_size: config.model.block_size, double_quant: config.model.double_quant,
   };
+  let probe: ReturnType<typeof upload> | undefined;
+  let lastSaved: string | undefined = opts.resume ? newestCheckpoint(config.output.dir) : undefined;
+  /** Refuses to save weights that are not fit to (see health.ts); the last good checkpoint stays. */
+  const guardWeights = async () => {
+    const why = await unfitWeights(params, model, probe, loaded.config.vocabSize);
+    if (why) {
+      throw new Error(`after step ${step} ${why}: nothing was saved, and ${lastSaved ? `the last good checkpoint, ${lastSaved}, is kept` : 'no checkpoint was written yet'}. ` +
+        'Try a lower learning_rate or max_grad_norm.');
+    }
+  };
   const checkpoint = async () => {
+    await guardWeights();
     const path = await saveCheckpoint(config.output.dir, state(), lora, optimizer, config.model.base, baseQuantization);
+    lastSaved = path;
     emit({ type: 'checkpoint', step, path });
   };
 
@@ -127,6 +145,8 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
         epoch = batch.epoch;
         tokens += batch.tokens;
         const b = upload(batch);
+        if (probe) tf.dispose([probe.ids, probe.targets, probe.weights]);
+        probe = { ids: tf.clone(b.ids), targets: tf.clone(b.targets), weights: tf.clone(b.weights) };
         const { value, grads } = tf.variableGrads(
           () => model.loss(b.ids, b.targets, b.weights, {
             dropoutSeed: () => dropoutRng.nextUint32(), gradientCheckpointing: t.gradient_checkpointing,
@@ -141,7 +161,13 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
       if (!Number.isFinite(loss) || !Number.isFinite(clipped.norm)) {
         tf.dispose([...mean, ...clipped.grads]);
         throw new Error(`the loss became ${loss} (gradient norm ${clipped.norm}) at step ${step + 1}; ` +
-          'the last good checkpoint is kept. Try a lower learning_rate or max_grad_norm.');
+          `${lastSaved ? `the last good checkpoint, ${lastSaved}, is kept` : 'no checkpoint was written yet'}. Try a lower learning_rate or max_grad_norm.`);
+      }
+      if (collapsed(loss, clipped.norm, loaded.config.vocabSize)) {
+        tf.dispose([...new Set([...mean, ...clipped.grads])]);
+        throw new Error(`the model collapsed at step ${step + 1}: it predicts every token with the same probability ` +
+          `(loss ${loss.toFixed(4)} = ln ${loaded.config.vocabSize}, gradient norm ${clipped.norm}), and no step can leave that. ` +
+          `${lastSaved ? `The last good checkpoint, ${lastSaved}, is kept; ` : 'No checkpoint was written yet; '}try a lower learning_rate.`);
       }
       const lr = learningRateAt(step, { learningRate: t.learning_rate, scheduler: t.lr_scheduler, warmupSteps: t.warmup_steps, totalSteps });
       optimizer.step(clipped.grads, lr);
@@ -162,12 +188,13 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
       }
       if (t.save_every > 0 && step % t.save_every === 0 && step < stopAt) await checkpoint();
     }
-    await checkpoint();
+    await checkpoint(); // guarded: the adapter below holds the same weights
     const adapterDir = join(config.output.dir, 'adapter');
     await writeAdapter(adapterDir, lora, config.model.base, baseQuantization);
     emit({ type: 'done', step, adapter: adapterDir, stopped });
     return { adapter: adapterDir, step };
   } finally {
+    if (probe) tf.dispose([probe.ids, probe.targets, probe.weights]);
     optimizer.dispose();
     model.dispose();
   }
