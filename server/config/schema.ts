@@ -238,6 +238,12 @@ export const SCHEMA = {
         description: 'Micro-batches summed into each optimizer step: the effective batch is micro_batch_size x this.',
         aliases: ['grad_accum', 'gradient_accumulation', 'accumulation_steps'],
       },
+      gradient_checkpointing: {
+        type: 'boolean',
+        default: true,
+        description: 'Keep only each decoder block\'s input for the backward pass and recompute the block there: activation memory per layer falls to one hidden vector per token, for about one more forward pass of compute.',
+        aliases: ['activation_checkpointing', 'grad_checkpointing'],
+      },
       learning_rate: {
         type: 'number',
         default: 2e-4,

@@ -93,8 +93,9 @@ test('unsupported architectures are named, with the supported ones listed', () =
 });
 
 test('what the engine cannot run exactly is refused with the reason', () => {
-  assertFormatError(() => parseHfConfig({ ...TINYLLAMA, rope_scaling: { rope_type: 'llama3', factor: 8 } }, FILE), 'rope_scaling', 'llama3', 'not supported');
-  assertFormatError(() => parseHfConfig({ ...TINYLLAMA, rope_scaling: { type: 'linear', factor: 2 } }, FILE), 'rope_scaling');
+  assertFormatError(() => parseHfConfig({ ...TINYLLAMA, rope_scaling: { rope_type: 'llama3', factor: 8 } }, FILE), 'rope_scaling.low_freq_factor', 'llama3');
+  assertFormatError(() => parseHfConfig({ ...TINYLLAMA, rope_scaling: { rope_type: 'yarn', factor: 4 } }, FILE), 'rope_scaling', '"yarn"', 'model_type llama', 'not supported');
+  assertFormatError(() => parseHfConfig({ ...TINYLLAMA, rope_scaling: { type: 'linear', factor: -2 } }, FILE), 'rope_scaling.factor');
   assert.equal(parseHfConfig({ ...TINYLLAMA, rope_scaling: { rope_type: 'default' } }, FILE).family, 'llama');
   assert.equal(parseHfConfig({ ...TINYLLAMA, rope_scaling: { type: 'linear', factor: 1 } }, FILE).family, 'llama');
   assertFormatError(() => parseHfConfig({ ...TINYLLAMA, attention_bias: true }, FILE), '"attention_bias": true');
@@ -103,8 +104,25 @@ test('what the engine cannot run exactly is refused with the reason', () => {
   assertFormatError(() => parseHfConfig({ ...TINYLLAMA, num_key_value_heads: 5 }, FILE), 'not a multiple of num_key_value_heads 5');
 });
 
+// Llama-3.2-1B's published config.json, abridged.
+const LLAMA32 = {
+  architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 128256, hidden_size: 2048, intermediate_size: 8192,
+  num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, max_position_embeddings: 131072,
+  rms_norm_eps: 1e-5, rope_theta: 500000.0, tie_word_embeddings: true, bos_token_id: 128000, eos_token_id: [128001, 128008, 128009],
+  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+};
+
+test('rope_scaling llama3 (Llama 3.x) and linear are read; head_dim when explicit', () => {
+  const c = parseHfConfig(LLAMA32, FILE);
+  assert.deepEqual(c.ropeScaling, { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
+  assert.equal(c.headDim, 64);
+  assert.deepEqual(parseHfConfig({ ...TINYLLAMA, rope_scaling: { type: 'linear', factor: 2 } }, FILE).ropeScaling, { type: 'linear', factor: 2 });
+  assert.equal(parseHfConfig({ ...TINYLLAMA, hidden_size: 2048, head_dim: 128, num_attention_heads: 32 }, FILE).headDim, 128);
+  assert.equal(parseHfConfig(TINYLLAMA, FILE).ropeScaling, undefined);
+});
+
 test('toHfConfigJson writes what parseHfConfig reads back, for every family', () => {
-  for (const json of [TINYLLAMA, SMOLLM, QWEN2, MISTRAL]) {
+  for (const json of [TINYLLAMA, SMOLLM, QWEN2, MISTRAL, LLAMA32]) {
     const c = parseHfConfig(json, FILE);
     const written = toHfConfigJson(c, 'bfloat16');
     assert.deepEqual(parseHfConfig(written, FILE), c);

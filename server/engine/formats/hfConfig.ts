@@ -1,9 +1,10 @@
 // Hugging Face `config.json` <-> LlamaConfig for the LlamaForCausalLM family
 // (transformers' LlamaConfig, MistralConfig, Qwen2Config). Defaults are transformers' own
 // defaults for each model_type, so a config.json that transformers loads loads here too;
-// what the engine cannot run exactly (rope scaling, other activations, o_proj/MLP biases)
+// what the engine cannot run exactly (other rope scalings, other activations, o_proj/MLP biases)
 // is refused with the reason rather than silently run differently.
 import type { LlamaConfig, ModelFamily } from '../model/config';
+import { parseRopeScaling, ropeScalingJson } from './ropeScaling';
 import { ModelFormatError } from './types';
 
 const ARCHITECTURES: Record<ModelFamily, string> = {
@@ -39,15 +40,6 @@ function familyOf(json: Record<string, unknown>, file: string): ModelFamily {
   if (typeof modelType === 'string') return modelType as ModelFamily;
   if (Array.isArray(architectures)) return FAMILY_OF_ARCHITECTURE.get(architectures.find((a) => FAMILY_OF_ARCHITECTURE.has(a)))!;
   throw new ModelFormatError(file, `missing key "model_type" (and no "architectures"); ${supportedList()}`);
-}
-
-/** rope_scaling that leaves the rotary embedding unchanged: none, "default", or a factor of 1. */
-function isTrivialRopeScaling(v: unknown): boolean {
-  if (v === undefined || v === null) return true;
-  if (typeof v !== 'object') return false;
-  const s = v as Record<string, unknown>;
-  const type = s.rope_type ?? s.type;
-  return type === 'default' || ((type === 'linear' || type === 'dynamic') && s.factor === 1);
 }
 
 export function parseHfConfig(json: unknown, file: string): LlamaConfig {
@@ -97,9 +89,7 @@ export function parseHfConfig(json: unknown, file: string): LlamaConfig {
 
   const activation = j.hidden_act ?? 'silu';
   if (activation !== 'silu') throw new ModelFormatError(file, `hidden_act ${JSON.stringify(activation)} is not supported (only "silu", the SwiGLU of Llama)`);
-  if (!isTrivialRopeScaling(j.rope_scaling)) {
-    throw new ModelFormatError(file, `rope_scaling ${JSON.stringify(j.rope_scaling)} is not supported (only plain rotary embeddings, rope_scaling null)`);
-  }
+  const ropeScaling = parseRopeScaling(j.rope_scaling, file, family);
   // Qwen2 always has q/k/v biases. Llama's attention_bias also adds one to o_proj, and
   // mlp_bias to the MLP: the engine has neither.
   if (family !== 'qwen2' && flag('attention_bias', false)) {
@@ -128,6 +118,7 @@ export function parseHfConfig(json: unknown, file: string): LlamaConfig {
     maxPositionEmbeddings,
     rmsNormEps: positive('rms_norm_eps', defaults.rmsNormEps),
     ropeTheta: positive('rope_theta', defaults.ropeTheta),
+    ...(ropeScaling ? { ropeScaling } : {}),
     tieWordEmbeddings: flag('tie_word_embeddings', false),
     attentionBias: family === 'qwen2',
     bosTokenId: tokenId('bos_token_id'),
@@ -152,7 +143,7 @@ export function toHfConfigJson(c: LlamaConfig, torchDtype: TorchDtype = 'float32
     max_position_embeddings: c.maxPositionEmbeddings,
     rms_norm_eps: c.rmsNormEps,
     rope_theta: c.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: ropeScalingJson(c.ropeScaling),
     hidden_act: 'silu',
     tie_word_embeddings: c.tieWordEmbeddings,
     initializer_range: 0.02,

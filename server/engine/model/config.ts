@@ -4,6 +4,15 @@
 
 export type ModelFamily = 'llama' | 'mistral' | 'qwen2';
 
+/**
+ * Rotary position scaling, as transformers' rope_scaling (rope.ts computes the frequencies):
+ * `linear` divides positions by `factor`; `llama3` (Llama 3.1/3.2) divides the low
+ * frequencies by `factor`, keeps the high ones, and interpolates between the two bands.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
 export interface LlamaConfig {
   family: ModelFamily;
   vocabSize: number;
@@ -16,6 +25,8 @@ export interface LlamaConfig {
   maxPositionEmbeddings: number; // the context length
   rmsNormEps: number;
   ropeTheta: number;
+  /** Absent: plain rotary embeddings. */
+  ropeScaling?: RopeScaling;
   tieWordEmbeddings: boolean; // lm_head shares model.embed_tokens.weight
   attentionBias: boolean; // q/k/v projections carry biases (Qwen2)
   bosTokenId?: number;

@@ -7,7 +7,11 @@
 import { tf } from '../tf';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaConfig } from './config';
 import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
-import { applyRope, attention, attentionMask, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, silu, splitHeads } from './layers';
+import { applyRope, attention, attentionMask, causalMask, mergeHeads, repeatKv, rmsNorm, silu, splitHeads } from './layers';
+import { chunkedLinearCrossEntropy, chunkedLogits, DEFAULT_VOCAB_CHUNK } from './chunkedLoss';
+import { FrozenTable } from './frozenTable';
+import { recomputeGradients } from './recompute';
+import { ropeInvFreq, ropeTables } from './rope';
 import type { LoadedModel, WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
 import { QuantizedWeight, type QuantType } from '../quant/quantizedWeight';
@@ -34,15 +38,36 @@ export interface ForwardOptions {
   dropoutSeed?: () => number;
   /** (B, T) of 1 for real tokens, 0 for padding; keys at 0 are not attended to. */
   attentionMask?: tf.Tensor2D;
+  /**
+   * Gradient checkpointing: each decoder block is one op that keeps only its input for the
+   * backward pass and recomputes its own forward there (training.gradient_checkpointing).
+   * Only matters under a gradient tape; the result is the same either way.
+   */
+  gradientCheckpointing?: boolean;
 }
 
+/** What one forward pass shares across blocks. */
+interface PassContext {
+  B: number;
+  T: number;
+  cos: tf.Tensor2D; // (T, hs)
+  sin: tf.Tensor2D;
+  mask: tf.Tensor;
+}
+
+/** The LoRA dropout seed of each adapted projection of one block, drawn before the block runs. */
+type BlockSeeds = Partial<Record<LinearModule, number>>;
+
 export class LlamaModel {
-  private readonly embed: tf.Tensor2D; // (V, C)
-  private readonly headT: tf.Tensor2D; // (C, V): the output head, pre-transposed for a plain product
+  /** The token embedding (V, C), compact on the host; a tied head is this same table. */
+  private readonly embed: FrozenTable;
+  private readonly head: FrozenTable;
   private readonly finalNorm: tf.Tensor1D;
   private readonly blocks: Block[];
-  private readonly cosTable: tf.Tensor2D; // (maxT, hs)
-  private readonly sinTable: tf.Tensor2D;
+  private readonly invFreq: Float64Array;
+  private positions?: { T: number; cos: tf.Tensor2D; sin: tf.Tensor2D; causal: tf.Tensor2D };
+  /** Vocabulary rows per chunk of the fused head + loss (chunkedLoss.ts). */
+  vocabChunk = DEFAULT_VOCAB_CHUNK;
   lora?: LoraAdapter;
 
   private constructor(readonly config: LlamaConfig, readonly quant: QuantizationOptions, weights: WeightMap, file: string) {
@@ -55,10 +80,12 @@ export class LlamaModel {
       }
       return t.data;
     };
-    const embedData = get('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]);
-    this.embed = tf.tensor2d(embedData, [c.vocabSize, c.hiddenSize]);
-    const headData = c.tieWordEmbeddings ? embedData : get('lm_head.weight', [c.vocabSize, c.hiddenSize]);
-    this.headT = tf.tidy(() => tf.transpose(tf.tensor2d(headData, [c.vocabSize, c.hiddenSize])));
+    // Full precision tables only when the whole base is asked for in full precision.
+    const fullPrecision = quant.quantization === 'none';
+    this.embed = FrozenTable.fromFloat32(get('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize, { fullPrecision });
+    this.head = c.tieWordEmbeddings
+      ? this.embed
+      : FrozenTable.fromFloat32(get('lm_head.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize, { fullPrecision });
     this.finalNorm = tf.tensor1d(get('model.norm.weight', [c.hiddenSize]));
     this.blocks = [];
     for (let l = 0; l < c.numLayers; l++) {
@@ -81,9 +108,7 @@ export class LlamaModel {
       }
       this.blocks.push(block);
     }
-    const { cos, sin } = ropeTables(c.maxPositionEmbeddings, c.headDim, c.ropeTheta);
-    this.cosTable = tf.tensor2d(cos, [c.maxPositionEmbeddings, c.headDim]);
-    this.sinTable = tf.tensor2d(sin, [c.maxPositionEmbeddings, c.headDim]);
+    this.invFreq = ropeInvFreq(c);
   }
 
   /** Uploads a loaded model to the current backend, quantizing the block projections. */
@@ -93,58 +118,149 @@ export class LlamaModel {
 
   /** Logits (B*T, V) for token ids (B, T). */
   forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
-    const c = this.config;
-    const [B, T] = ids.shape;
-    if (T > c.maxPositionEmbeddings) {
-      throw new Error(`sequence of ${T} tokens is longer than the model's context of ${c.maxPositionEmbeddings}`);
-    }
-    const cos = tf.slice(this.cosTable, [0, 0], [T, c.headDim]);
-    const sin = tf.slice(this.sinTable, [0, 0], [T, c.headDim]);
-    const mask = attentionMask(T, opts.attentionMask);
-    let x = tf.gather(this.embed, tf.reshape(ids, [B * T])) as tf.Tensor2D; // (N, C)
-    for (let l = 0; l < this.blocks.length; l++) {
-      x = tf.add(x, this.attentionBlock(l, rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps), B, T, cos, sin, mask, opts));
-      x = tf.add(x, this.mlpBlock(l, rmsNorm(x, this.blocks[l].postNorm, c.rmsNormEps), opts));
-    }
-    x = rmsNorm(x, this.finalNorm, c.rmsNormEps);
-    return tf.matMul(x, this.headT); // (N, V)
+    return tf.tidy(() => chunkedLogits(this.hidden(ids, opts), this.head, this.vocabChunk));
   }
 
   /** Mean NLL over weighted positions: ids, targets and weights are (B, T). */
   loss(ids: tf.Tensor2D, targets: tf.Tensor2D, weights: tf.Tensor2D, opts: ForwardOptions = {}): tf.Scalar {
     const [B, T] = ids.shape;
-    const logits = this.forward(ids, opts);
-    return crossEntropy(logits, tf.reshape(targets, [B * T]) as tf.Tensor1D, tf.reshape(weights, [B * T]) as tf.Tensor1D);
+    const h = this.hidden(ids, opts);
+    // Ids come from host arrays (the batcher, a prompt), so this read does not wait on a device.
+    const tgt = targets.dataSync() as Int32Array;
+    return chunkedLinearCrossEntropy(h, this.head, Int32Array.from(tgt), tf.reshape(weights, [B * T]) as tf.Tensor1D, this.vocabChunk);
   }
 
-  private linear(l: number, m: LinearModule, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
+  /** The final-normed hidden states (B*T, C) for token ids (B, T): what the head multiplies. */
+  hidden(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    const c = this.config;
+    const [B, T] = ids.shape;
+    if (T > c.maxPositionEmbeddings) {
+      throw new Error(`sequence of ${T} tokens is longer than the model's context of ${c.maxPositionEmbeddings}`);
+    }
+    const shared = this.positionTensors(T);
+    // A caller's key mask is this pass's own tensor; checkpointed blocks save it for their backward.
+    const ownMask = opts.attentionMask ? attentionMask(T, opts.attentionMask) : undefined;
+    const ctx: PassContext = { B, T, cos: shared.cos, sin: shared.sin, mask: ownMask ?? shared.causal };
+    let x = this.embed.gather(ids.dataSync()); // (N, C)
+    for (let l = 0; l < this.blocks.length; l++) {
+      const seeds = this.drawSeeds(l, opts);
+      const next = opts.gradientCheckpointing ? this.checkpointedBlock(l, x, ctx, seeds, ownMask !== undefined) : this.block(l, x, ctx, seeds);
+      // A block's input is needed by that block only (its residual is inside it); under a
+      // tape the block has saved what its backward needs, so free it now, not at scope end.
+      x.dispose();
+      x = next;
+    }
+    const out = rmsNorm(x, this.finalNorm, c.rmsNormEps);
+    x.dispose();
+    ownMask?.dispose();
+    return out;
+  }
+
+  /**
+   * cos/sin (T, hs) and the causal mask (T, T) for sequences of T tokens, kept across calls
+   * (a checkpointed block's backward recomputes with them after the forward's scope ended).
+   * Rebuilt when T changes; the previous pass's backward has finished by then.
+   */
+  private positionTensors(T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D; causal: tf.Tensor2D } {
+    if (this.positions?.T !== T) {
+      const c = this.config;
+      const { cos, sin } = ropeTables(T, c.headDim, this.invFreq);
+      this.disposePositions();
+      this.positions = {
+        T,
+        cos: tf.keep(tf.tensor2d(cos, [T, c.headDim])),
+        sin: tf.keep(tf.tensor2d(sin, [T, c.headDim])),
+        causal: tf.keep(causalMask(T)),
+      };
+    }
+    return this.positions;
+  }
+
+  private disposePositions(): void {
+    if (this.positions) tf.dispose([this.positions.cos, this.positions.sin, this.positions.causal]);
+    this.positions = undefined;
+  }
+
+  private drawSeeds(l: number, opts: ForwardOptions): BlockSeeds {
+    const seeds: BlockSeeds = {};
+    if (!opts.dropoutSeed || !this.lora) return seeds;
+    // Model order (q, k, v, o, gate, up, down): the same draws whether or not blocks are checkpointed.
+    for (const m of LINEAR_MODULES) if (this.lora.get(linearName(l, m))) seeds[m] = opts.dropoutSeed();
+    return seeds;
+  }
+
+  /** One decoder block: x + attention(norm(x)), then + mlp(norm(.)). x: (N, C). */
+  private block(l: number, x: tf.Tensor2D, ctx: PassContext, seeds: BlockSeeds): tf.Tensor2D {
+    return tf.tidy(() => {
+      const c = this.config;
+      const h = tf.add(x, this.attentionBlock(l, rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps), ctx, seeds)) as tf.Tensor2D;
+      return tf.add(h, this.mlpBlock(l, rmsNorm(h, this.blocks[l].postNorm, c.rmsNormEps), seeds));
+    });
+  }
+
+  /**
+   * The block as one op that saves only its input: its backward recomputes the block under
+   * a tape of its own, takes the gradients for the input and this block's LoRA weights, and
+   * frees the block's intermediates before the next block's backward starts.
+   */
+  private checkpointedBlock(l: number, x: tf.Tensor2D, ctx: PassContext, seeds: BlockSeeds, ownMask: boolean): tf.Tensor2D {
+    const vars = this.blockVariables(l);
+    const op = tf.customGrad(((...args: unknown[]) => {
+      const xIn = args[0] as tf.Tensor2D;
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const y = this.block(l, xIn, ctx, seeds);
+      save(ownMask ? [xIn, ctx.mask] : [xIn]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const again: PassContext = { ...ctx, mask: ownMask ? saved[1] : ctx.mask };
+          return recomputeGradients(() => this.block(l, saved[0] as tf.Tensor2D, again, seeds), [saved[0], ...vars], dy);
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return op(x, ...vars) as tf.Tensor2D;
+  }
+
+  /** The LoRA A and B of block l's adapted projections, in model order. */
+  private blockVariables(l: number): tf.Variable[] {
+    if (!this.lora) return [];
+    return LINEAR_MODULES.flatMap((m) => {
+      const a = this.lora!.get(linearName(l, m));
+      return a ? [a.A, a.B] : [];
+    });
+  }
+
+  private linear(l: number, m: LinearModule, x: tf.Tensor2D, seeds: BlockSeeds): tf.Tensor2D {
     const block = this.blocks[l];
     let y = frozenLinear(x, block.proj[m]);
     if (block.bias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) y = tf.add(y, block.bias[m]);
     const adapter = this.lora?.get(linearName(l, m));
-    if (adapter) y = tf.add(y, adapter.delta(x, opts.dropoutSeed?.()));
+    if (adapter) y = tf.add(y, adapter.delta(x, seeds[m]));
     return y;
   }
 
-  private attentionBlock(l: number, x: tf.Tensor2D, B: number, T: number, cos: tf.Tensor2D, sin: tf.Tensor2D,
-    mask: tf.Tensor, opts: ForwardOptions): tf.Tensor2D {
+  private attentionBlock(l: number, x: tf.Tensor2D, ctx: PassContext, seeds: BlockSeeds): tf.Tensor2D {
     const c = this.config;
-    const q = applyRope(splitHeads(this.linear(l, 'q_proj', x, opts), B, T, c.numHeads, c.headDim), cos, sin);
-    const k = applyRope(splitHeads(this.linear(l, 'k_proj', x, opts), B, T, c.numKvHeads, c.headDim), cos, sin);
-    const v = splitHeads(this.linear(l, 'v_proj', x, opts), B, T, c.numKvHeads, c.headDim);
+    const { B, T, cos, sin, mask } = ctx;
+    const q = applyRope(splitHeads(this.linear(l, 'q_proj', x, seeds), B, T, c.numHeads, c.headDim), cos, sin);
+    const k = applyRope(splitHeads(this.linear(l, 'k_proj', x, seeds), B, T, c.numKvHeads, c.headDim), cos, sin);
+    const v = splitHeads(this.linear(l, 'v_proj', x, seeds), B, T, c.numKvHeads, c.headDim);
     const nRep = c.numHeads / c.numKvHeads;
     const y = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask); // (B, nh, T, hs)
-    return this.linear(l, 'o_proj', mergeHeads(y), opts);
+    return this.linear(l, 'o_proj', mergeHeads(y), seeds);
   }
 
-  private mlpBlock(l: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
-    const gate = silu(this.linear(l, 'gate_proj', x, opts));
-    const up = this.linear(l, 'up_proj', x, opts);
-    return this.linear(l, 'down_proj', tf.mul(gate, up), opts);
+  private mlpBlock(l: number, x: tf.Tensor2D, seeds: BlockSeeds): tf.Tensor2D {
+    const gate = silu(this.linear(l, 'gate_proj', x, seeds));
+    const up = this.linear(l, 'up_proj', x, seeds);
+    return this.linear(l, 'down_proj', tf.mul(gate, up), seeds);
   }
 
-  /** Bytes held on the backend: the block projections (quantized) and everything else. */
-  residentBytes(): { projections: number; projectionParams: number; other: number } {
+  /**
+   * Bytes held: the block projections (quantized, on the backend), the compact embedding and
+   * head tables (on the host; a tied head counts once), and the small tensors.
+   */
+  residentBytes(): { projections: number; projectionParams: number; other: number; tables: number } {
     let projections = 0, projectionParams = 0;
     for (const b of this.blocks) {
       for (const m of LINEAR_MODULES) {
@@ -152,10 +268,11 @@ export class LlamaModel {
         projectionParams += b.proj[m].shape[0] * b.proj[m].shape[1];
       }
     }
-    const t = [this.embed, this.headT, this.finalNorm, this.cosTable, this.sinTable,
+    const t = [this.finalNorm,
       ...this.blocks.flatMap((b) => [b.inputNorm, b.postNorm, ...(b.bias ? Object.values(b.bias) : [])])];
-    const other = t.reduce((n, x) => n + x.size * 4, 0);
-    return { projections, projectionParams, other };
+    const tables = this.embed.residentBytes() + (this.head === this.embed ? 0 : this.head.residentBytes());
+    const other = t.reduce((n, x) => n + x.size * 4, 0) + tables;
+    return { projections, projectionParams, other, tables };
   }
 
   /** The frozen projection weight of one block as float32 on the host, [out, in]. */
@@ -167,11 +284,8 @@ export class LlamaModel {
   }
 
   dispose(): void {
-    this.embed.dispose();
-    this.headT.dispose();
     this.finalNorm.dispose();
-    this.cosTable.dispose();
-    this.sinTable.dispose();
+    this.disposePositions();
     for (const b of this.blocks) {
       b.inputNorm.dispose();
       b.postNorm.dispose();

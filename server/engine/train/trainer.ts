@@ -128,7 +128,9 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
         tokens += batch.tokens;
         const b = upload(batch);
         const { value, grads } = tf.variableGrads(
-          () => model.loss(b.ids, b.targets, b.weights, { dropoutSeed: () => dropoutRng.nextUint32() }), params);
+          () => model.loss(b.ids, b.targets, b.weights, {
+            dropoutSeed: () => dropoutRng.nextUint32(), gradientCheckpointing: t.gradient_checkpointing,
+          }), params);
         lossSum += (await value.data())[0];
         acc.add(alignGradients(params, grads));
         tf.dispose([value, ...Object.values(grads), b.ids, b.targets, b.weights]);
