@@ -18,6 +18,7 @@ import { loadDataSet } from './data';
 import type { TrainEvent } from './events';
 import { clipByGlobalNorm, GradAccumulator } from './gradients';
 import { AdamW, alignGradients } from './optimizer';
+import { preflightTraining } from './preflight';
 import { learningRateAt } from './schedule';
 import type { Example } from './types';
 
@@ -39,6 +40,7 @@ export async function train(config: ResolvedConfig, opts: TrainOptions): Promise
   const emit = opts.onEvent;
   const t = config.training;
   const backend = await initBackend(t.backend);
+  preflightTraining(config, backend.backend, emit); // memory plan vs budget, before any loading (memory/preflight.ts)
   const loaded = await loadModel(config.model.base);
   const ctx = loaded.config.maxPositionEmbeddings;
   if (config.data.max_seq_len > ctx) {
