@@ -32,17 +32,15 @@ export function codeLenses(doc: QloraDocument, uri: string, settings: QloraSetti
     const cost = estimateCost(model.config, config);
     lenses.push(info(`Trainable: ${formatCount(cost.trainableParameters)} params (${percent(cost.trainablePercent)} of ${formatCount(cost.totalParameters)})`));
     lenses.push(info(`Base weights: ${round(perParam)} bytes/param (${quantLabel})`, perParamTooltip));
-    const m = cost.memory;
+    const plan = cost.memory.plan;
+    // The engine's plan, part by part: the same figures its pre-flight checks.
     const tooltip = [
-      `base weights ${formatBytes(m.baseWeights)}`,
-      `float32 weights ${formatBytes(m.fullPrecisionWeights)}`,
-      `adapter + AdamW ${formatBytes(m.adapterAndOptimizer)}`,
-      `activations ${formatBytes(m.activations)}`,
-      `logits ${formatBytes(m.logits)}`,
-      `dequantize workspace ${formatBytes(m.dequantizeWorkspace)}`,
-    ].join(' + ');
-    const overWasm = config.training.backend === 'wasm' && m.total > WASM_HEAP_BYTES ? ' (over the wasm heap limit)' : '';
-    lenses.push(info(`Peak memory ≈ ${formatBytes(m.total)}${overWasm}`, tooltip));
+      ...[...plan.parts].sort((a, b) => b.bytes - a.bytes).map((p) => `${p.label} ${formatBytes(p.bytes)}${p.where === 'host' ? ' (host)' : ''}`),
+      `compute heap peak ${formatBytes(plan.heapPeak)}${plan.wasmHeapLimit ? ` of the wasm heap's ${formatBytes(plan.wasmHeapLimit)}` : ''}`,
+      `loading peak ${formatBytes(plan.loadPeak)}`,
+    ].join('\n');
+    const overWasm = plan.overWasmHeap ? ` (over the wasm heap limit: heap ${formatBytes(plan.heapPeak)})` : '';
+    lenses.push(info(`Peak memory ≈ ${formatBytes(cost.memory.total)}${overWasm}`, tooltip));
   } else {
     lenses.push(info(`Base weights: ${round(perParam)} bytes/param (${quantLabel})`, perParamTooltip));
     lenses.push(info('Cost: needs a readable model.base'));

@@ -18,6 +18,8 @@ export async function evalCommand(args: string[]): Promise<void> {
   const backend = await backendFrom(v);
   const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
   const r = await evaluateIds(model, tokenizer.encode(text, { bos: true }));
+  // On stderr, so --json output stays one JSON document.
+  if (r.windowShortened) console.error(`qlora eval: ${r.windowShortened}`);
   print(!!v.json, r, `tokens ${r.tokens}  loss ${r.loss.toFixed(6)}  perplexity ${r.perplexity.toFixed(4)}  (${backend.backend})`);
   model.dispose();
 }

@@ -1,7 +1,8 @@
 // What a run will cost before it starts: trainable parameters, resident bytes per base
-// parameter, and an estimate of peak training memory. The code lens shows these; the
-// engine measures the real figures separately, so these formulas are the documentation.
-import { countParameters, linearShape, LINEAR_MODULES, loraParameterCount, type LlamaConfig } from '../engine/model/config';
+// parameter, and the engine's memory plan (server/engine/memory/plan.ts) for the run: the
+// same function the trainer's pre-flight checks, so the lens and the refusal agree.
+import { countParameters, loraParameterCount, type LlamaConfig } from '../engine/model/config';
+import { bytesPerBaseParameter as planBytesPerBaseParameter, planMemory, type MemoryPlan } from '../engine/memory/plan';
 import type { ResolvedConfig } from './schema';
 import { bytesPerParameter } from '../engine/quant/spec';
 
@@ -16,34 +17,10 @@ export function bytesPerBaseParameter(q: QuantizationChoice): number {
   return bytesPerParameter({ quantization: q.quantization, blockSize: q.block_size, doubleQuant: q.double_quant });
 }
 
-/**
- * Floats autograd keeps per token and layer for the backward pass, as multiples of the
- * hidden size C: the block input, two norm outputs, q, k, v (counted as C each), rotated
- * q and k, the attention output before and after merging heads, o_proj's output, two
- * residual sums and down_proj's output — twelve in all.
- */
-export const ACTIVATION_HIDDEN_FACTOR = 12;
-/** ...and as multiples of the MLP width I: gate, up, silu(gate) and silu(gate) * up. */
-export const ACTIVATION_INTERMEDIATE_FACTOR = 4;
-/** ...and per head and key position: the attention scores and the softmax probabilities. */
-export const ACTIVATION_ATTENTION_FACTOR = 2;
-/** The logits, their log-softmax and its gradient, per token and vocabulary entry. */
-export const LOGIT_FACTOR = 3;
-/** LoRA weights, their gradients and AdamW's two moments, all float32. */
-export const BYTES_PER_TRAINABLE_PARAMETER = 16;
-
 export interface MemoryEstimate {
-  /** The linear projections at bytesPerBaseParameter. */
-  baseWeights: number;
-  /** Embeddings, norms, biases and an untied head, kept in float32. */
-  fullPrecisionWeights: number;
-  /** Adapter weights, gradients and AdamW moments. */
-  adapterAndOptimizer: number;
-  /** What the backward pass needs, summed over layers. */
-  activations: number;
-  logits: number;
-  /** One projection dequantized to float32 at a time. */
-  dequantizeWorkspace: number;
+  /** The engine's plan: parts, heap and RSS peaks, the wasm heap flag. */
+  plan: MemoryPlan;
+  /** What the lens headlines: the peak process RSS of the run. */
   total: number;
 }
 
@@ -56,41 +33,33 @@ export interface CostEstimate {
   memory: MemoryEstimate;
 }
 
-/**
- * Peak training memory in bytes, all float32 except the quantized projections:
- *   linear params x bytesPerBaseParameter + other params x 4
- *   + LoRA params x 16
- *   + layers x B x T x (12 C + 4 I + 2 nh T) x 4            (activations)
- *   + B x T x vocab x 3 x 4                                  (logits)
- *   + max(out x in) x 4                                      (dequantized projection)
- * with B = micro_batch_size, T = max_seq_len (capped at the model's context).
- */
-export function estimateCost(model: LlamaConfig, config: Pick<ResolvedConfig, 'model' | 'lora' | 'data' | 'training'>): CostEstimate {
+type CostConfig = Pick<ResolvedConfig, 'model' | 'lora' | 'data' | 'training'>;
+
+/** The plan's input for a resolved config: T = max_seq_len (capped at the context), B = micro_batch_size. */
+export function planFor(model: LlamaConfig, config: CostConfig): MemoryPlan {
+  const t = config.training as CostConfig['training'] & { gradient_checkpointing?: boolean };
+  return planMemory({
+    model,
+    quant: { quantization: config.model.quantization, blockSize: config.model.block_size, doubleQuant: config.model.double_quant },
+    lora: { r: config.lora.r, targetModules: config.lora.target_modules },
+    seqLen: config.data.max_seq_len,
+    microBatch: t.micro_batch_size,
+    gradientAccumulation: t.gradient_accumulation_steps,
+    gradientCheckpointing: t.gradient_checkpointing ?? true,
+    backend: t.backend,
+  });
+}
+
+export function estimateCost(model: LlamaConfig, config: CostConfig): CostEstimate {
   const params = countParameters(model);
   const trainable = loraParameterCount(model, config.lora.r, config.lora.target_modules);
-  const perParam = bytesPerBaseParameter(config.model);
-  const B = config.training.micro_batch_size;
-  const T = Math.min(config.data.max_seq_len, model.maxPositionEmbeddings);
-  const C = model.hiddenSize;
-  const I = model.intermediateSize;
-  const floatsPerTokenLayer =
-    ACTIVATION_HIDDEN_FACTOR * C + ACTIVATION_INTERMEDIATE_FACTOR * I + ACTIVATION_ATTENTION_FACTOR * model.numHeads * T;
-  const largestProjection = Math.max(...LINEAR_MODULES.map((m) => linearShape(model, m)[0] * linearShape(model, m)[1]));
-  const memory: Omit<MemoryEstimate, 'total'> = {
-    baseWeights: params.linear * perParam,
-    fullPrecisionWeights: params.other * 4,
-    adapterAndOptimizer: trainable * BYTES_PER_TRAINABLE_PARAMETER,
-    activations: model.numLayers * B * T * floatsPerTokenLayer * 4,
-    logits: B * T * model.vocabSize * LOGIT_FACTOR * 4,
-    dequantizeWorkspace: config.model.quantization === 'none' ? 0 : largestProjection * 4,
-  };
-  const total = Object.values(memory).reduce((a, b) => a + b, 0);
+  const plan = planFor(model, config);
   return {
     totalParameters: params.total,
     trainableParameters: trainable,
     trainablePercent: (100 * trainable) / params.total,
-    bytesPerBaseParameter: perParam,
-    memory: { ...memory, total },
+    bytesPerBaseParameter: bytesPerBaseParameter(config.model),
+    memory: { plan, total: plan.rssPeak },
   };
 }
 

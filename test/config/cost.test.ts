@@ -40,15 +40,21 @@ test('trainable parameters and the memory estimate for a model small enough to c
   // Linear: (256 + 128 + 128 + 256 + 3 x 640) x 2 = 5376; norms 2 x 2 x 16 + 16; tied embedding 32 x 16.
   assert.equal(cost.totalParameters, 5376 + 80 + 512);
   assert.equal(cost.trainablePercent, (100 * 1792) / 5968);
-  const m = cost.memory;
-  assert.equal(m.baseWeights, 5376 * (0.5 + 1 / 64 + 4 / (64 * 256)));
-  assert.equal(m.fullPrecisionWeights, 592 * 4);
-  assert.equal(m.adapterAndOptimizer, 1792 * 16);
-  // layers x B x T x (12 C + 4 I + 2 nh T) x 4, with B 4 and T 64.
-  assert.equal(m.activations, 2 * 4 * 64 * (12 * 16 + 4 * 40 + 2 * 4 * 64) * 4);
-  assert.equal(m.logits, 4 * 64 * 32 * 3 * 4);
-  assert.equal(m.dequantizeWorkspace, 640 * 4);
-  assert.equal(m.total, m.baseWeights + m.fullPrecisionWeights + m.adapterAndOptimizer + m.activations + m.logits + m.dequantizeWorkspace);
+  const plan = cost.memory.plan;
+  const part = (name: string) => plan.parts.find((p) => p.name === name)!.bytes;
+  assert.equal(part('baseWeights'), 5376 * (0.5 + 1 / 64 + 4 / (64 * 256)));
+  // Norms (2 per layer + the final one) in float32 on the heap; the tied embedding once, in bf16, on the host.
+  assert.equal(part('smallWeights'), 80 * 4);
+  assert.equal(part('tables'), 512 * 2);
+  // Weights, gradients, two AdamW moments; with gradient accumulation also the running sum.
+  assert.equal(config.training.gradient_accumulation_steps > 1, true);
+  assert.equal(part('lora'), 1792 * 20);
+  // Checkpointed: each of 2 layers keeps its input (and the tape's copy) for B 4 x T 64 tokens.
+  assert.equal(part('savedActivations'), 2 * 4 * 64 * 2 * 16 * 4);
+  const heap = plan.parts.filter((p) => p.where === 'heap').reduce((a, p) => a + p.bytes, 0);
+  assert.equal(plan.heapPeak, heap);
+  assert.equal(cost.memory.total, plan.rssPeak);
+  assert.ok(plan.rssPeak >= plan.heapPeak + part('tables') + part('runtime'));
 });
 
 test('the estimate grows with rank, batch and sequence length, and shrinks with quantization', () => {
@@ -63,6 +69,7 @@ test('the estimate grows with rank, batch and sequence length, and shrinks with 
   assert.ok(bigger((c) => (c.training.micro_batch_size = 8)) > base);
   assert.ok(bigger((c) => (c.data.max_seq_len = 128)) > base);
   assert.ok(bigger((c) => (c.model.quantization = 'none')) > base);
+  assert.ok(bigger((c) => ((c.training as { gradient_checkpointing?: boolean }).gradient_checkpointing = false)) > base);
   // T is capped at the model's context: 4096 costs what 128 does.
   assert.equal(bigger((c) => (c.data.max_seq_len = 4096)), bigger((c) => (c.data.max_seq_len = 128)));
 });

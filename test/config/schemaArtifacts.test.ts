@@ -28,6 +28,7 @@ test('the keys of DESIGN.md\'s sketch and of the training-loop issue are declare
     'training.epochs', 'training.max_steps', 'training.micro_batch_size', 'training.gradient_accumulation_steps',
     'training.learning_rate', 'training.lr_scheduler', 'training.warmup_steps', 'training.max_grad_norm', 'training.seed',
     'training.eval_every', 'training.save_every', 'training.backend', 'training.weight_decay',
+    'training.gradient_checkpointing', // DESIGN.md's memory plan
     'output.dir',
   ];
   assert.deepEqual(ALL_KEYS.map((k) => k.path).sort(), contract.sort());

@@ -11,7 +11,7 @@ import { Llama2cTokenizer } from '../tokenizer/llama2c';
 import type { Tokenizer } from '../tokenizer/types';
 import { parseHfConfig } from './hfConfig';
 import { checkLlama2cFileSize, llama2cConfig, llama2cFileBytes, readLlama2cCheckpoint, readLlama2cHeader } from './llama2c';
-import { INDEX_FILE_NAME, readSafetensors, readSafetensorsSharded, SINGLE_FILE_NAME } from './safetensors';
+import { INDEX_FILE_NAME, SINGLE_FILE_NAME, streamSafetensors, streamSafetensorsSharded } from './safetensors';
 import { LoadedModel, ModelFormatError, WeightMap } from './types';
 
 /** Where a model's files are, before reading any weights. */
@@ -136,11 +136,28 @@ export function expectedWeightShapes(c: LlamaConfig): Map<string, number[]> {
 }
 
 /**
+ * config.json's num_hidden_layers against the blocks the weights hold, before anything
+ * per layer is built: a mutated count (1e9) must fail at once, not loop or allocate.
+ */
+function checkLayerCount(weights: WeightMap, c: LlamaConfig, file: string): void {
+  let present = 0;
+  for (const name of weights.keys()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) present = Math.max(present, Number(m[1]) + 1);
+  }
+  if (present !== c.numLayers) {
+    const held = present === 0 ? 'no model.layers.* tensors' : `${present} blocks (model.layers.0 to model.layers.${present - 1})`;
+    throw new ModelFormatError(file, `config.json says num_hidden_layers ${c.numLayers} but the weights hold ${held}`);
+  }
+}
+
+/**
  * Checks that `weights` are exactly the model's parameters with the config's shapes, after
  * dropping what some exporters add but the model does not own (a copy of a tied head,
  * rotary inv_freq buffers). `file` is named in the error.
  */
 export function checkWeights(weights: WeightMap, c: LlamaConfig, file: string): void {
+  checkLayerCount(weights, c, file);
   const expected = expectedWeightShapes(c);
   for (const name of [...weights.keys()]) {
     if (expected.has(name)) continue;
@@ -156,7 +173,12 @@ export function checkWeights(weights: WeightMap, c: LlamaConfig, file: string): 
   }
 }
 
-/** Loads a Hugging Face or llama2.c model: config, tokenizer, and checked float32 weights (read last: the slow part). */
+/**
+ * Loads a Hugging Face or llama2.c model: config, tokenizer, and checked weights. Hugging
+ * Face weights are streamed: every header is checked against config.json (names, shapes,
+ * dtypes, offsets) here, before any tensor data is read; each tensor's data is read when
+ * the model first uses it (LlamaModel quantizes it then), and unused tensors never are.
+ */
 export async function loadModel(path: string): Promise<LoadedModel> {
   const loc = locateModel(path);
   if (loc.format === 'huggingface') {
@@ -167,7 +189,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
       // Embeddings are often padded past the tokenizer (Qwen2, Phi), so only a larger tokenizer is wrong.
       throw new ModelFormatError(join(loc.dir, 'tokenizer.json'), `has ${tokenizer.vocabSize} tokens but config.json vocab_size is ${config.vocabSize}: ids past ${config.vocabSize - 1} would have no embedding`);
     }
-    const weights = loc.sharded ? readSafetensorsSharded(loc.dir).tensors : readSafetensors(loc.weightsFile).tensors;
+    const weights = loc.sharded ? streamSafetensorsSharded(loc.dir).tensors : streamSafetensors([loc.weightsFile]).tensors;
     checkWeights(weights, config, loc.weightsFile);
     return { dir: loc.dir, format: 'huggingface', config, weights, tokenizer };
   }

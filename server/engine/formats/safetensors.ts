@@ -66,6 +66,10 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new ModelFormatError(file, 'header is not a JSON object of tensors');
   }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) {
+    throw new ModelFormatError(file, `header names tensor ${JSON.stringify(duplicate)} twice: JSON keeps only the last, so the file is ambiguous`);
+  }
   const dataStart = 8 + n;
   const dataSize = fileSize - dataStart;
   let metadata: Record<string, string> = {};
@@ -79,6 +83,40 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
   }
   checkLayout(entries, dataSize, file);
   return { entries, metadata, dataStart };
+}
+
+/**
+ * The first key that the header's top-level object repeats, if any. JSON.parse keeps the
+ * last of two equal keys silently, so this scans the text itself: strings (with escapes)
+ * are skipped whole and only keys at nesting depth 1 are compared. Runs after JSON.parse
+ * accepted the text, so the text is known to be well-formed.
+ */
+export function firstDuplicateKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{' || ch === '[') {
+      depth++;
+      expectKey = depth === 1 && ch === '{';
+    } else if (ch === '}' || ch === ']') {
+      depth--;
+    } else if (ch === ',' && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return undefined;
 }
 
 function parseMetadata(value: unknown, file: string): Record<string, string> {
@@ -155,6 +193,95 @@ function readEntry(fd: number, header: SafetensorsHeader, e: SafetensorsEntry, f
     }
   }
   return { shape: [...e.shape], data };
+}
+
+/**
+ * Reads one tensor's data as float32, opening the file for this read only. Values that are
+ * not finite (NaN, infinity) are refused here, naming the tensor, so a corrupted weight
+ * fails at load rather than as a NaN loss later.
+ */
+export function readSafetensorsEntry(file: string, header: SafetensorsHeader, e: SafetensorsEntry): HostTensor {
+  const fd = openForReading(file);
+  let t: HostTensor;
+  try {
+    t = readEntry(fd, header, e, file);
+  } finally {
+    closeSync(fd);
+  }
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) {
+    // x - x is 0 for finite x and NaN for NaN and infinities: one comparison per value.
+    if (d[i] - d[i] !== 0) throw new ModelFormatError(file, `tensor "${e.name}" holds ${d[i]} at flat index ${i}: the weights are corrupted`);
+  }
+  return t;
+}
+
+/**
+ * A tensor whose data is read from disk when `data` is first used, and read again only if
+ * the previous copy was garbage-collected. A model built from these holds one tensor's
+ * float32 copy at a time (quantized or uploaded, then dropped), so loading peaks near the
+ * resident size plus the largest tensor instead of the whole checkpoint in float32.
+ */
+export function streamedTensor(file: string, header: SafetensorsHeader, e: SafetensorsEntry): HostTensor {
+  let cached: WeakRef<Float32Array> | undefined;
+  return {
+    shape: [...e.shape],
+    get data(): Float32Array {
+      let d = cached?.deref();
+      if (!d) {
+        d = readSafetensorsEntry(file, header, e).data;
+        cached = new WeakRef(d);
+      }
+      return d;
+    },
+  };
+}
+
+/**
+ * The tensors of one or more safetensors files as a WeightMap whose values read their data
+ * on first use (streamedTensor). Only headers are read here; a name in two files is refused.
+ */
+export function streamSafetensors(files: string[]): { tensors: WeightMap; metadata: Record<string, string>; dtypes: Map<string, string> } {
+  const tensors: WeightMap = new Map();
+  const dtypes = new Map<string, string>();
+  const where = new Map<string, string>();
+  let metadata: Record<string, string> = {};
+  for (const file of files) {
+    const header = readSafetensorsHeader(file);
+    metadata = { ...header.metadata, ...metadata };
+    for (const e of header.entries) {
+      const other = where.get(e.name);
+      if (other !== undefined) throw new ModelFormatError(file, `tensor "${e.name}" also appears in ${basename(other)}`);
+      where.set(e.name, file);
+      tensors.set(e.name, streamedTensor(file, header, e));
+      dtypes.set(e.name, e.dtype);
+    }
+  }
+  return { tensors, metadata, dtypes };
+}
+
+/**
+ * A sharded checkpoint's tensors, streamed: the index and every shard's header are checked
+ * against each other (each tensor in the shard the index names, every shard tensor listed)
+ * before any data is read.
+ */
+export function streamSafetensorsSharded(dir: string): { tensors: WeightMap; metadata: Record<string, string>; dtypes: Map<string, string> } {
+  const indexFile = join(dir, INDEX_FILE_NAME);
+  const weightMap = readShardIndex(indexFile);
+  const shards = [...new Set(weightMap.values())];
+  const perShard = new Map<string, Set<string>>();
+  for (const shard of shards) perShard.set(shard, new Set(readSafetensorsHeader(join(dir, shard)).entries.map((e) => e.name)));
+  for (const [name, shard] of weightMap) {
+    if (!perShard.get(shard)!.has(name)) throw new ModelFormatError(indexFile, `tensor "${name}" is mapped to ${shard}, which does not contain it`);
+  }
+  for (const [shard, names] of perShard) {
+    for (const name of names) {
+      if (weightMap.get(name) !== shard) {
+        throw new ModelFormatError(join(dir, shard), `tensor "${name}" is not listed for this shard in ${INDEX_FILE_NAME}`);
+      }
+    }
+  }
+  return streamSafetensors(shards.map((s) => join(dir, s)));
 }
 
 /** Just the header: names, dtypes and shapes, without reading any tensor data. */

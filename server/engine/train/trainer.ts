@@ -21,6 +21,7 @@ import type { TrainEvent } from './events';
 import { clipByGlobalNorm, GradAccumulator } from './gradients';
 import { AdamW, alignGradients } from './optimizer';
 import { collapsed, unfitWeights } from './health';
+import { preflightTraining } from './preflight';
 import { learningRateAt } from './schedule';
 import type { Example } from './types';
 
@@ -44,6 +45,7 @@ export async function train(config: TrainSpec, opts: TrainOptions): Promise<{ ad
   // Half-written checkpoints of a killed run go now, not at the next save.
   const debris = removeCheckpointDebris(config.output.dir);
   const backend = await initBackend(t.backend);
+  preflightTraining(config, backend.backend, emit); // memory plan vs budget, before any loading (memory/preflight.ts)
   const loaded = await loadModel(config.model.base);
   const ctx = loaded.config.maxPositionEmbeddings;
   if (config.data.max_seq_len > ctx) {
