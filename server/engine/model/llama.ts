@@ -36,6 +36,20 @@ export interface ForwardOptions {
   attentionMask?: tf.Tensor2D;
 }
 
+/** See LlamaModel.decoderPieces(); x is (N, C) rows, l a block index. */
+export interface DecoderPieces {
+  embed(ids: tf.Tensor1D): tf.Tensor2D;
+  inputNorm(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  postNorm(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  /** A block's projection with its bias and LoRA adapter, no dropout. */
+  linear(l: number, m: LinearModule, x: tf.Tensor2D): tf.Tensor2D;
+  mlp(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  /** Final norm and output head: (N, V). */
+  logits(x: tf.Tensor2D): tf.Tensor2D;
+  /** Rotary cos and sin rows for positions start..start+T-1: (T, hs) each. */
+  rope(start: number, T: number): [tf.Tensor2D, tf.Tensor2D];
+}
+
 export class LlamaModel {
   private readonly embed: tf.Tensor2D; // (V, C)
   private readonly headT: tf.Tensor2D; // (C, V): the output head, pre-transposed for a plain product
@@ -141,6 +155,23 @@ export class LlamaModel {
     const gate = silu(this.linear(l, 'gate_proj', x, opts));
     const up = this.linear(l, 'up_proj', x, opts);
     return this.linear(l, 'down_proj', tf.mul(gate, up), opts);
+  }
+
+  /**
+   * The model's own pieces, for decoding one position at a time with a KV cache
+   * (generate/kvCache.ts): the same weights, adapters and rotary tables as forward().
+   */
+  decoderPieces(): DecoderPieces {
+    const c = this.config;
+    return {
+      embed: (ids) => tf.gather(this.embed, ids) as tf.Tensor2D,
+      inputNorm: (l, x) => rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps),
+      postNorm: (l, x) => rmsNorm(x, this.blocks[l].postNorm, c.rmsNormEps),
+      linear: (l, m, x) => this.linear(l, m, x, {}),
+      mlp: (l, x) => this.mlpBlock(l, x, {}),
+      logits: (x) => tf.matMul(rmsNorm(x, this.finalNorm, c.rmsNormEps), this.headT),
+      rope: (start, T) => [tf.slice(this.cosTable, [start, 0], [T, c.headDim]), tf.slice(this.sinTable, [start, 0], [T, c.headDim])],
+    };
   }
 
   /** Bytes held on the backend: the block projections (quantized) and everything else. */

@@ -114,6 +114,17 @@ export class ChatRenderer {
     return { ids, spans };
   }
 
+  /**
+   * The ids the template closes an assistant turn with (<|im_end|>, <|eot_id|>, </s>):
+   * where a model's EOS is another token, generation from a chat prompt stops on these too.
+   */
+  endOfTurnIds(): number[] {
+    const rendered = this.render([{ role: 'user', content: 'hi' }, { role: 'assistant', content: MARKERS[0] }], false);
+    const at = rendered.lastIndexOf(MARKERS[0]);
+    const close = at < 0 ? '' : rendered.slice(at + MARKERS[0].length).trim();
+    return close === '' ? [] : this.encodeText(close);
+  }
+
   /** Where turn k's content sits in `full`, in characters [start, end). */
   private contentRange(messages: ChatMessage[], k: number, full: string): [number, number] {
     let start = full.length, end = 0;
