@@ -1,12 +1,21 @@
-import { backendFrom, loadForInference, parse, quantOptions, UsageError } from './common';
+import { backendFrom, loadForInference, parse, print, quantOptions, UsageError } from './common';
 import { generateIds } from '../engine/generate';
+import { ChatRenderer } from '../engine/train/chatTemplate';
 
-export const generateUsage = 'qlora generate --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--prompt TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S]';
+export const generateUsage = 'qlora generate --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--prompt TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--no-kv-cache] [--json]';
 
-export async function generateCommand(args: string[]): Promise<void> {
+/**
+ * A model with a chat template gets `--prompt` as one user turn rendered with it (and a
+ * generation prompt), and prints only the reply; `--raw`, no prompt, or a model without a
+ * template continue the text as given and print it with its continuation. With --json:
+ * {"text", "tokens", "promptTokens", "chatTemplate", "kvCache", "seconds", "tokensPerSec"}.
+ * `signal` (from an embedding caller) is checked after loading and before each token.
+ */
+export async function generateCommand(args: string[], signal?: AbortSignal): Promise<void> {
   const { values: v } = parse(args, {
-    model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+    model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, raw: { type: 'boolean' },
     'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
+    'no-kv-cache': { type: 'boolean' }, json: { type: 'boolean' },
     ...quantOptions,
   });
   const num = (name: string, s: string | undefined, dflt: number, ok: (x: number) => boolean) => {
@@ -20,8 +29,30 @@ export async function generateCommand(args: string[]): Promise<void> {
   const seed = num('seed', v.seed, 42, Number.isInteger);
   const backend = await backendFrom(v);
   const { model, tokenizer } = await loadForInference(v.model, v.adapter, v, backend);
-  const prompt = tokenizer.encode(v.prompt ?? '', { bos: true });
-  const ids = await generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [tokenizer.eosId, tokenizer.bosId] });
-  process.stdout.write(tokenizer.decode([...prompt, ...ids]) + '\n');
-  model.dispose();
+  try {
+    signal?.throwIfAborted();
+    // Every EOS id (Llama 3.x stops on <|eot_id|> and <|end_of_text|>), and BOS as llama2.c does.
+    const stopIds = new Set([...tokenizer.eosIds, tokenizer.bosId]);
+    const chat = tokenizer.chatTemplate && v.prompt !== undefined && !v.raw ? new ChatRenderer(tokenizer) : undefined;
+    let prompt: number[];
+    if (chat) {
+      prompt = chat.encode(chat.render([{ role: 'user', content: v.prompt! }], true));
+      const turnEnd = chat.endOfTurnIds();
+      if (turnEnd.length === 1) stopIds.add(turnEnd[0]);
+    } else {
+      prompt = tokenizer.encode(v.prompt ?? '', { bos: true });
+      // A model without BOS (Qwen) starts an empty prompt from its bos_token_id (<|endoftext|>).
+      if (prompt.length === 0) prompt = [tokenizer.bosId];
+    }
+    const kvCache = !v['no-kv-cache'];
+    const started = performance.now();
+    const ids = await generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [...stopIds], kvCache, signal });
+    const seconds = (performance.now() - started) / 1000;
+    const text = tokenizer.decode(chat ? ids : [...prompt, ...ids]);
+    print(!!v.json, {
+      text, tokens: ids.length, promptTokens: prompt.length, chatTemplate: !!chat, kvCache, seconds, tokensPerSec: ids.length / seconds,
+    }, text);
+  } finally {
+    model.dispose();
+  }
 }

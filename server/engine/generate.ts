@@ -1,7 +1,10 @@
 // Autoregressive sampling: greedy at temperature 0, otherwise temperature + nucleus
-// (top-p) sampling from a seeded RNG, so the same seed gives the same text.
+// (top-p) sampling from a seeded RNG, so the same seed gives the same text. With the KV
+// cache (the default) the prompt runs once and each new token runs one position; without
+// it every token re-runs the whole window (kept as the reference the cache must equal).
 import { tf } from './tf';
 import type { LlamaModel } from './model/llama';
+import { KvCache } from './model/kvCache';
 import { Rng } from './rng';
 
 export interface GenerateOptions {
@@ -9,29 +12,51 @@ export interface GenerateOptions {
   temperature: number;
   topP: number;
   seed: number;
-  /** Stop at this id (the tokenizer's EOS), and at BOS as llama2.c does. */
-  stopIds: number[];
+  /** Stop at any of these ids: the tokenizer's whole EOS list (Llama 3.x has three), and BOS as llama2.c does. */
+  stopIds: readonly number[];
+  /** Keep past keys and values (default true). */
+  kvCache?: boolean;
+  /** Checked before each token: when aborted, generation throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The ids that follow `prompt` (prompt not included). */
 export async function generateIds(model: LlamaModel, prompt: number[], opts: GenerateOptions): Promise<number[]> {
+  if (prompt.length === 0) throw new Error('generate needs at least one prompt token (a BOS id where the model has one)');
   const rng = new Rng(opts.seed);
   const ctx = model.config.maxPositionEmbeddings;
   const seq = [...prompt];
   const out: number[] = [];
-  for (let n = 0; n < opts.maxTokens; n++) {
+  const cache = opts.kvCache === false ? undefined : new KvCache(model);
+  // Logits of the next position. Past the context the window slides, which moves every
+  // position: the cache is rebuilt from the window, as the uncached path runs it.
+  const nextLogits = (fresh: number[]): tf.Tensor2D => {
     const window = seq.slice(Math.max(0, seq.length - ctx));
-    const T = window.length;
-    const last = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(window, [1, T], 'int32'));
-      return tf.slice(logits, [T - 1, 0], [1, -1]);
-    });
-    const logits = (await last.data()) as Float32Array; // async: webgpu cannot read synchronously in Node
-    last.dispose();
-    const next = opts.temperature === 0 ? argmax(logits) : sampleTopP(logits, opts.temperature, opts.topP, rng);
-    if (opts.stopIds.includes(next)) break;
-    seq.push(next);
-    out.push(next);
+    if (!cache) {
+      return tf.tidy(() => {
+        const logits = model.forward(tf.tensor2d(window, [1, window.length], 'int32'));
+        return tf.slice(logits, [window.length - 1, 0], [1, -1]);
+      });
+    }
+    if (cache.length > 0 && fresh.length <= cache.room) return cache.step(fresh);
+    cache.reset();
+    return cache.step(window);
+  };
+  try {
+    let fresh = seq;
+    for (let n = 0; n < opts.maxTokens; n++) {
+      opts.signal?.throwIfAborted();
+      const last = nextLogits(fresh);
+      const logits = (await last.data()) as Float32Array; // async: webgpu cannot read synchronously in Node
+      last.dispose();
+      const next = opts.temperature === 0 ? argmax(logits) : sampleTopP(logits, opts.temperature, opts.topP, rng);
+      if (opts.stopIds.includes(next)) break;
+      seq.push(next);
+      out.push(next);
+      fresh = [next];
+    }
+  } finally {
+    cache?.dispose();
   }
   return out;
 }

@@ -181,6 +181,28 @@ test('HuggingFaceTokenizer reads the chat template and special tokens from token
   assert.throws(() => HuggingFaceTokenizer.fromFolder(dir), (e: unknown) => e instanceof ModelFormatError && e.file === join(dir, 'tokenizer.json'));
 });
 
+test('HuggingFaceTokenizer keeps every EOS id (config.json and generation_config.json lists) and BOS only where used', (t) => {
+  const dir = tempDir(t);
+  const files = llama2cToHuggingFace(tiny());
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(files.tokenizer));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(files.tokenizerConfig));
+  // Llama 3.x lists three ids; here the tiny vocabulary's 0..2 stand in for them.
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [2, 0] }));
+  const listed = HuggingFaceTokenizer.fromFolder(dir, { eos_token_id: [1, 2] });
+  assert.equal(listed.eosId, 2);
+  assert.deepEqual(listed.eosIds, [1, 2, 0]);
+  assert.equal(listed.addsBos, true);
+  assert.equal(listed.bosToken, '<s>');
+  assert.equal(listed.eosToken, '</s>');
+  // add_bos_token false (Qwen2's tokenizer_config.json): no BOS put first, whatever the post-processor does.
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...files.tokenizerConfig, add_bos_token: false }));
+  const noBos = HuggingFaceTokenizer.fromFolder(dir);
+  assert.equal(noBos.addsBos, false);
+  assert.deepEqual(noBos.encode('ab'), noBos.encode('ab', { bos: false }));
+  writeFileSync(join(dir, 'generation_config.json'), '{"eos_token_id": [2,');
+  assert.throws(() => HuggingFaceTokenizer.fromFolder(dir), (e: unknown) => e instanceof ModelFormatError && e.file === join(dir, 'generation_config.json'));
+});
+
 test('damaged tokenizer.bin files give a ModelFormatError naming the file', (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'tokenizer.bin');

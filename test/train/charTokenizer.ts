@@ -11,6 +11,11 @@ export class CharTokenizer implements Tokenizer {
   readonly vocabSize = 3 + 0x110000;
   readonly bosId = BOS;
   readonly eosId = EOS;
+  readonly eosIds = [EOS];
+  readonly addsBos = true;
+  readonly bosToken = '<s>';
+  readonly eosToken = '</s>';
+  readonly splitsSpecialTokens = false;
   constructor(readonly chatTemplate?: string) {}
 
   encode(text: string, opts: { bos?: boolean } = {}): number[] {

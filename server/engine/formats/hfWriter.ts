@@ -49,7 +49,11 @@ function generationConfig(tokenizer: Tokenizer): { json: unknown } | { copy: str
   if (tokenizer instanceof HuggingFaceTokenizer && existsSync(join(tokenizer.dir, 'generation_config.json'))) {
     return { copy: join(tokenizer.dir, 'generation_config.json') }; // keeps the model's sampling defaults
   }
-  return { json: { _from_model_config: true, bos_token_id: tokenizer.bosId, eos_token_id: tokenizer.eosId } };
+  return { json: { _from_model_config: true, bos_token_id: tokenizer.bosId, eos_token_id: eosField(tokenizer) } };
+}
+
+function eosField(tokenizer: Tokenizer): number | number[] {
+  return tokenizer.eosIds.length > 1 ? [...tokenizer.eosIds] : tokenizer.eosId;
 }
 
 /** Weights in the model's parameter order, without a tied head (it is the embedding). */
@@ -67,7 +71,8 @@ export function writeModelSideFiles(dir: string, config: LlamaConfig, tokenizer:
     if ('copy' in content) copyFileSync(content.copy, join(dir, name));
     else writeFileSync(join(dir, name), JSON.stringify(content.json, null, 2) + '\n');
   };
-  put('config.json', { json: toHfConfigJson(config, torchDtype) });
+  // Llama 3.x ends on any of several ids: the tokenizer keeps the list whole, and so does config.json.
+  put('config.json', { json: { ...toHfConfigJson(config, torchDtype), ...(tokenizer.eosIds.length > 1 ? { eos_token_id: eosField(tokenizer) } : {}) } });
   put('generation_config.json', generationConfig(tokenizer));
   for (const [name, content] of tokenizerFiles(tokenizer, config)) put(name, content);
 }

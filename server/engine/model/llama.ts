@@ -51,6 +51,20 @@ interface PassContext {
 /** The LoRA dropout seed of each adapted projection of one block, drawn before the block runs. */
 type BlockSeeds = Partial<Record<LinearModule, number>>;
 
+/** See LlamaModel.decoderPieces(); x is (N, C) rows, l a block index. */
+export interface DecoderPieces {
+  embed(ids: tf.Tensor1D): tf.Tensor2D;
+  inputNorm(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  postNorm(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  /** A block's projection with its bias and LoRA adapter, no dropout. */
+  linear(l: number, m: LinearModule, x: tf.Tensor2D): tf.Tensor2D;
+  mlp(l: number, x: tf.Tensor2D): tf.Tensor2D;
+  /** Final norm and output head: (N, V). */
+  logits(x: tf.Tensor2D): tf.Tensor2D;
+  /** Rotary cos and sin rows for positions start..start+T-1: (T, hs) each. */
+  rope(start: number, T: number): [tf.Tensor2D, tf.Tensor2D];
+}
+
 export class LlamaModel {
   /** The token embedding (V, C), compact on the host; a tied head is this same table. */
   private readonly embed: FrozenTable;
@@ -247,6 +261,27 @@ export class LlamaModel {
     const gate = silu(this.linear(l, 'gate_proj', x, seeds));
     const up = this.linear(l, 'up_proj', x, seeds);
     return this.linear(l, 'down_proj', tf.mul(gate, up), seeds);
+  }
+
+  /**
+   * The model's own pieces, for decoding one position at a time with a KV cache
+   * (generate/kvCache.ts): the same weights, adapters and rotary tables as forward().
+   */
+  decoderPieces(): DecoderPieces {
+    const c = this.config;
+    return {
+      embed: (ids) => this.embed.gather(ids.dataSync()),
+      inputNorm: (l, x) => rmsNorm(x, this.blocks[l].inputNorm, c.rmsNormEps),
+      postNorm: (l, x) => rmsNorm(x, this.blocks[l].postNorm, c.rmsNormEps),
+      linear: (l, m, x) => this.linear(l, m, x, {}),
+      mlp: (l, x) => this.mlpBlock(l, x, {}),
+      logits: (x) => chunkedLogits(rmsNorm(x, this.finalNorm, c.rmsNormEps), this.head, this.vocabChunk),
+      rope: (start, T) => {
+        const { cos, sin } = ropeTables(start + T, c.headDim, this.invFreq);
+        const from = start * c.headDim;
+        return [tf.tensor2d(cos.subarray(from), [T, c.headDim]), tf.tensor2d(sin.subarray(from), [T, c.headDim])];
+      },
+    };
   }
 
   /**

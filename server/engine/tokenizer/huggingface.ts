@@ -2,7 +2,8 @@
 // @huggingface/tokenizers (the pure-JS port used by transformers.js).
 //
 // BOS is added here rather than by the file's post-processor, so `encode(text, {bos})` means
-// the same for every model; EOS is never added. Decoding drops special tokens and never
+// the same for every model: BOS first where the model uses one (its post-processor or
+// tokenizer_config.json's add_bos_token says so; Qwen and SmolLM do not); EOS is never added. Decoding drops special tokens and never
 // applies the legacy "clean up tokenization spaces" rewrite, so decode(encode(x)) gives x back.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,10 +34,19 @@ function tokenText(v: unknown): string | undefined {
   return undefined;
 }
 
+function isId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
 /** config.json's id, or the first of a list of ids (Llama 3 lists several EOS ids). */
 function configId(v: unknown): number | undefined {
   const id = Array.isArray(v) ? v[0] : v;
-  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+  return isId(id) ? id : undefined;
+}
+
+/** An id or a list of ids (config.json / generation_config.json eos_token_id), as a list. */
+function idList(v: unknown): number[] {
+  return (Array.isArray(v) ? v : [v]).filter(isId);
 }
 
 /** `chat_template` as a string, a list of {name, template} (use "default"), or chat_template.jinja. */
@@ -55,17 +65,26 @@ export class HuggingFaceTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  readonly eosIds: readonly number[];
+  readonly addsBos: boolean;
+  readonly bosToken?: string;
+  readonly eosToken?: string;
+  readonly splitsSpecialTokens = true;
   readonly chatTemplate?: string;
 
   private constructor(
     /** The folder the tokenizer files came from (copied as they are when a model is re-saved). */
     readonly dir: string,
     private readonly tokenizer: HfTokenizer,
-    ids: { vocabSize: number; bosId: number; eosId: number; chatTemplate?: string },
+    ids: Pick<HuggingFaceTokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'eosIds' | 'addsBos' | 'bosToken' | 'eosToken' | 'chatTemplate'>,
   ) {
     this.vocabSize = ids.vocabSize;
     this.bosId = ids.bosId;
     this.eosId = ids.eosId;
+    this.eosIds = ids.eosIds;
+    this.addsBos = ids.addsBos;
+    this.bosToken = ids.bosToken;
+    this.eosToken = ids.eosToken;
     this.chatTemplate = ids.chatTemplate;
   }
 
@@ -73,6 +92,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
    * Loads `dir/tokenizer.json` (and `tokenizer_config.json` when present). BOS/EOS come from
    * tokenizer_config.json's bos_token/eos_token, else from `modelConfig` (config.json's
    * bos_token_id/eos_token_id). A model without a BOS token (Qwen2) uses its EOS token.
+   * The EOS list also takes every id of config.json's and generation_config.json's
+   * eos_token_id (a number or a list).
    */
   static fromFolder(dir: string, modelConfig: Json = {}): HuggingFaceTokenizer {
     const tokenizerFile = join(dir, 'tokenizer.json');
@@ -96,15 +117,31 @@ export class HuggingFaceTokenizer implements Tokenizer {
     if (eosId === undefined) {
       throw new ModelFormatError(configFile, 'names no eos_token in the vocabulary, and config.json has no eos_token_id');
     }
-    const bosId = idOf('bos_token') ?? configId(modelConfig.bos_token_id) ?? eosId;
+    const namedBos = idOf('bos_token');
+    const bosId = namedBos ?? configId(modelConfig.bos_token_id) ?? eosId;
     let maxId = -1;
     for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
-    return new HuggingFaceTokenizer(dir, tokenizer, { vocabSize: maxId + 1, bosId, eosId, chatTemplate: chatTemplateOf(config, dir) });
+    const generationFile = join(dir, 'generation_config.json');
+    const generation = existsSync(generationFile) ? readJson(generationFile) : {};
+    // config.json's order first: it is what a re-saved config.json writes back.
+    const eosIds = [...new Set([...idList(modelConfig.eos_token_id), ...idList(generation.eos_token_id), eosId])]
+      .filter((id) => id <= maxId);
+    // transformers' Llama/Gemma tokenizers rebuild the post-processor from add_bos_token;
+    // otherwise what tokenizer.json's post-processor puts first is what the model was fed.
+    const withSpecial = tokenizer.encode('a', { add_special_tokens: true }).ids;
+    const fromPostProcessor = namedBos !== undefined && withSpecial[0] === namedBos;
+    const addsBos = namedBos !== undefined && (typeof config.add_bos_token === 'boolean' ? config.add_bos_token : fromPostProcessor);
+    return new HuggingFaceTokenizer(dir, tokenizer, {
+      vocabSize: maxId + 1, bosId, eosId, eosIds, addsBos,
+      bosToken: namedBos === undefined ? undefined : tokenText(config.bos_token),
+      eosToken: tokenText(config.eos_token) ?? tokenizer.id_to_token(eosId) ?? undefined,
+      chatTemplate: chatTemplateOf(config, dir),
+    });
   }
 
   encode(text: string, opts: { bos?: boolean } = {}): number[] {
     const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
-    return opts.bos === false ? ids : [this.bosId, ...ids];
+    return opts.bos === false || !this.addsBos ? ids : [this.bosId, ...ids];
   }
 
   decode(ids: number[]): string {

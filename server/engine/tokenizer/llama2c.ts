@@ -25,6 +25,12 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly bosId = BOS_ID;
   readonly eosId = EOS_ID;
   readonly unkId = UNK_ID;
+  readonly eosIds: readonly number[] = [EOS_ID];
+  readonly addsBos = true;
+  /** SentencePiece's spellings, which chat templates written for Llama 2 use. */
+  readonly bosToken = '<s>';
+  readonly eosToken = '</s>';
+  readonly splitsSpecialTokens = false;
   readonly chatTemplate = undefined;
   /** Piece text per id, as stored (" " for SentencePiece's "▁"). */
   readonly pieces: readonly string[];

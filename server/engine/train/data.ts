@@ -24,7 +24,7 @@ export interface DataOptions {
   validationSplit?: number;
   /** A separate validation file, instead of validationSplit. */
   validationFile?: string;
-  /** How the chat template spells BOS and EOS. Default <s> and </s> (Llama). */
+  /** How the chat template spells BOS and EOS. Default: the tokenizer's own (tokenizer_config.json). */
   specialTokens?: SpecialTokens;
 }
 

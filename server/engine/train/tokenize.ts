@@ -1,6 +1,7 @@
 // Turns one parsed record into token ids and a loss mask (see Example in types.ts).
-// Every example starts with BOS and ends with EOS, so the model learns where a
-// response stops; the prompt is context only unless trainOnPrompt.
+// Every example starts as the model's sequences do (BOS where it uses one) and ends with
+// EOS, so the model learns where a response stops; the prompt is context only unless
+// trainOnPrompt.
 import type { Tokenizer } from '../tokenizer/types';
 import { ChatRenderer, commonPrefix } from './chatTemplate';
 import type { AlpacaRecord, ChatRecord, DataRecord, TextRecord } from './formats';
@@ -18,7 +19,7 @@ export function tokenizeRecord(record: DataRecord, tokenizer: Tokenizer, opts: T
     case 'alpaca': return tokenizeAlpaca(record, tokenizer, opts.trainOnPrompt);
     case 'chat': {
       if (!opts.chat) throw new Error('tokenizeRecord: a chat record needs a ChatRenderer');
-      return tokenizeChat(record, opts.chat, tokenizer.eosId, opts.trainOnPrompt);
+      return tokenizeChat(record, opts.chat, tokenizer, opts.trainOnPrompt);
     }
   }
 }
@@ -54,21 +55,28 @@ function tokenizeAlpaca(record: AlpacaRecord, tokenizer: Tokenizer, trainOnPromp
   return toExample(ids, promptLen);
 }
 
-function tokenizeChat(record: ChatRecord, chat: ChatRenderer, eosId: number, trainOnPrompt: boolean): Example {
+function tokenizeChat(record: ChatRecord, chat: ChatRenderer, tokenizer: Tokenizer, trainOnPrompt: boolean): Example {
+  const isEos = (id: number | undefined) => id !== undefined && tokenizer.eosIds.includes(id);
   const endsWithAssistant = record.messages[record.messages.length - 1].role === 'assistant';
   if (trainOnPrompt) {
     const ids = chat.encode(chat.render(record.messages, false));
-    if (ids[ids.length - 1] !== eosId) ids.push(eosId);
+    // ChatML ends "<|im_end|>\n": an EOS before trailing whitespace already closes it.
+    let last = ids.length - 1;
+    while (last > 0 && !isEos(ids[last]) && tokenizer.decode([ids[last]]).trim() === '') last--;
+    if (!isEos(ids[last])) ids.push(tokenizer.eosId);
     return toExample(ids, 1);
   }
   const { ids, spans } = chat.assistantSpans(record.messages);
   const mask = new Uint8Array(ids.length + 1);
   for (const [start, end] of spans) mask.fill(1, start, end);
-  // Templates whose end-of-turn marker is not EOS (ChatML's <|im_end|>) still get an
-  // EOS so generation stops; it is trained only when it closes an assistant turn.
-  if (ids[ids.length - 1] !== eosId) {
-    mask[ids.length] = endsWithAssistant ? 1 : 0;
-    ids.push(eosId);
+  // A turn that closes with one of the model's EOS ids (<|eot_id|>, <|im_end|>, </s>)
+  // already teaches it to stop. Templates whose end-of-turn marker is not EOS (ChatML on
+  // a model whose EOS is </s>) get an EOS so generation stops: trained, with the template's
+  // text before it, only when it closes an assistant turn.
+  const [, lastEnd] = spans[spans.length - 1];
+  if (!isEos(ids[lastEnd - 1]) && !isEos(ids[ids.length - 1])) {
+    if (endsWithAssistant) mask.fill(1, lastEnd, ids.length + 1);
+    ids.push(tokenizer.eosId);
   }
   mask[0] = 0;
   return { ids: Int32Array.from(ids), mask: mask.slice(0, ids.length) };
