@@ -10,6 +10,7 @@ import { demoCommand, demoUsage } from './cli/demoCommand';
 import { lspCommand, lspUsage } from './cli/lspCommand';
 import { serveCommand, serveUsage } from './cli/serveCommand';
 import { mergeCommand, mergeUsage } from './cli/mergeCommand';
+import { exportCommand, exportUsage } from './cli/exportCommand';
 
 interface Command {
   usage: string;
@@ -27,6 +28,7 @@ const commands: Record<string, Command> = {
   convert: { usage: convertUsage, summary: 'write a model in the Hugging Face layout', run: convertCommand },
   serve: { usage: serveUsage, summary: 'the local training server the extension talks to (HTTP on 127.0.0.1)', run: serveCommand },
   merge: { usage: mergeUsage, summary: 'merge a LoRA adapter into its base: a standalone Hugging Face model', run: mergeCommand },
+  export: { usage: exportUsage, summary: 'GGUF for llama.cpp / LM Studio, or an Ollama folder, with a quantization report', run: exportCommand },
 };
 
 function help(): string {

@@ -2,7 +2,7 @@
 // LoRA adapter; its modules and shapes fit the base model; rank and alpha come from its
 // config; the output folder is free and outside the base and the adapter. Any failure is a
 // MergeRefusedError whose message names the file and what to change.
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule } from '../model/config';
 import { checkQuantization, type QuantizationOptions } from '../quant/spec';
@@ -67,19 +67,6 @@ function adapterFolder(path: string): string {
   const p = resolve(path);
   if (existsSync(p) && statSync(p).isFile() && basename(p) === ADAPTER_CONFIG) return dirname(p);
   return p;
-}
-
-/** PEFT options whose adapters this merge would get wrong: refused rather than merged differently. */
-function checkPeftOptions(dir: string): void {
-  const file = join(dir, ADAPTER_CONFIG);
-  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const nonEmpty = (v: unknown) => v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v as object).length === 0);
-  if (raw.fan_in_fan_out === true) throw new MergeRefusedError(`${file}: fan_in_fan_out is true (Conv1D layers); Llama-family projections are nn.Linear`);
-  if (raw.bias !== undefined && raw.bias !== 'none') throw new MergeRefusedError(`${file}: bias "${String(raw.bias)}" trains base biases, which this merge cannot apply; only "none" is supported`);
-  if (raw.use_dora === true) throw new MergeRefusedError(`${file}: use_dora is true; DoRA adapters are not supported`);
-  for (const key of ['rank_pattern', 'alpha_pattern', 'modules_to_save', 'layers_to_transform']) {
-    if (nonEmpty(raw[key])) throw new MergeRefusedError(`${file}: ${key} ${JSON.stringify(raw[key])} is not supported (one r and lora_alpha for every layer of the target modules)`);
-  }
 }
 
 function checkRecordedQuantization(a: ReadAdapter): void {
@@ -163,13 +150,13 @@ function checkOutput(out: string, base: BaseReader, adapterDir: string, force: b
 export async function checkMerge(opts: MergeOptions): Promise<CheckedMerge> {
   const adapterDir = adapterFolder(opts.adapter);
   const adapter = refusing(() => readAdapter(adapterDir));
-  refusing(() => checkPeftOptions(adapterDir));
   checkRecordedQuantization(adapter);
 
   let basePath = opts.base;
   if (basePath === undefined) {
-    if (!adapter.baseModel) throw new MergeRefusedError(`${join(adapterDir, ADAPTER_CONFIG)} names no base_model_name_or_path: pass the base model (--base MODEL)`);
-    basePath = resolve(adapterDir, adapter.baseModel);
+    if (!adapter.basePath && !adapter.baseModel) throw new MergeRefusedError(`${join(adapterDir, ADAPTER_CONFIG)} names no base_model_name_or_path: pass the base model (--base MODEL)`);
+    // This project's adapters record the local folder beside them; others name it relative to the adapter.
+    basePath = adapter.basePath ?? resolve(adapterDir, adapter.baseModel);
     if (!existsSync(basePath)) {
       throw new MergeRefusedError(`base model "${adapter.baseModel}" (base_model_name_or_path of ${join(adapterDir, ADAPTER_CONFIG)}) is not at ${basePath}: pass its local folder (--base MODEL)`);
     }
