@@ -7,7 +7,8 @@
 import { tf } from '../tf';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaConfig } from './config';
 import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
-import { applyRope, attention, attentionMask, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, silu, splitHeads } from './layers';
+import { applyRope, attention, attentionMask, crossEntropy, mergeHeads, repeatKv, rmsNorm, ropeTables, splitHeads } from './layers';
+import { swiglu } from '../ops/swiglu';
 import type { LoadedModel, WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
 import { QuantizedWeight, type QuantType } from '../quant/quantizedWeight';
@@ -138,9 +139,9 @@ export class LlamaModel {
   }
 
   private mlpBlock(l: number, x: tf.Tensor2D, opts: ForwardOptions): tf.Tensor2D {
-    const gate = silu(this.linear(l, 'gate_proj', x, opts));
+    const gate = this.linear(l, 'gate_proj', x, opts);
     const up = this.linear(l, 'up_proj', x, opts);
-    return this.linear(l, 'down_proj', tf.mul(gate, up), opts);
+    return this.linear(l, 'down_proj', swiglu(gate, up), opts);
   }
 
   /** Bytes held on the backend: the block projections (quantized) and everything else. */
