@@ -31,7 +31,7 @@ await esbuild.build({
   logLevel: 'warning',
   // tfjs-core's CommonJS entry registers no gradients; its ESM build does.
   mainFields: ['module', 'main'],
-  external: ['vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  external: ['vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'onnxruntime-node'],
   banner: { js: '#!/usr/bin/env node' },
 });
 // `npx qlora` runs dist/cli.js itself: it must stay executable. esbuild only sets the bit on a

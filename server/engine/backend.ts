@@ -4,6 +4,9 @@
 // backend that cannot load is an error that says how to get it.
 import { tf } from './tf';
 import { registerWasmBatchMatMul } from './kernels/wasmBatchMatMul';
+import { registerWasmIdentity } from './kernels/wasmIdentity';
+import { registerNativeBatchMatMul } from './kernels/nativeBatchMatMul';
+import { nativeDisabledByEnv, startOrtProvider } from './kernels/native/ortProvider';
 import { adapterName, startWebGpu } from './kernels/webgpuDawn';
 import { registerWebgpuDequantize4bit } from './kernels/webgpuDequantize4bit';
 
@@ -52,12 +55,13 @@ async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
     case 'tensorflow': return tensorflowBackend();
     case 'wasm': {
       registerWasmBatchMatMul();
+      registerWasmIdentity();
       if (!(await tf.setBackend('wasm'))) {
         throw new BackendUnavailableError('wasm', 'it failed to initialise', 'Reinstall @tensorflow/tfjs-backend-wasm.');
       }
       await tf.ready();
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-      return { backend: 'wasm', device: `wasm${simd ? ', SIMD' : ''}, 1 thread` };
+      return { backend: 'wasm', device: `wasm${simd ? ', SIMD' : ''}, 1 thread${nativeCpuKernels()}` };
     }
     case 'cpu':
       await tf.setBackend('cpu');
@@ -69,6 +73,30 @@ async function tryBackend(name: BackendChoice): Promise<BackendInfo> {
     default:
       throw new Error(`unknown backend '${name}'`);
   }
+}
+
+let nativeNote: string | undefined;
+
+/**
+ * Puts the native CPU provider (kernels/native/ortProvider.ts) behind the wasm backend's
+ * matrix products, once per process; returns what the backend report adds. Absent, off
+ * or failing its self-test, the wasm kernels stay and the reason is printed once.
+ */
+function nativeCpuKernels(): string {
+  if (nativeNote !== undefined) return nativeNote;
+  if (nativeDisabledByEnv()) {
+    nativeNote = ' (native GEMM off: QLORA_NATIVE=0)';
+    return nativeNote;
+  }
+  const started = startOrtProvider();
+  if (started.ok) {
+    registerNativeBatchMatMul(started.provider);
+    nativeNote = ` + native GEMM (${started.provider.label})`;
+  } else {
+    nativeNote = ' (native GEMM unavailable)';
+    console.warn(`qlora: native CPU kernels are not used: ${started.why}; matrix products stay on wasm.`);
+  }
+  return nativeNote;
 }
 
 async function webgpuBackend(): Promise<BackendInfo> {

@@ -5,6 +5,7 @@
 // transposed matMul runs, and the backward pass dequantizes the 4-bit weight again
 // instead of keeping the float copy alive from the forward pass (QLoRA's memory saving).
 import { tf } from '../tf';
+import { transposesAreFree } from '../kernels/nativeBatchMatMul';
 
 /** What a frozen projection needs from its weight store (NF4/FP4 packed, or plain fp32). */
 export interface FrozenWeight {
@@ -44,13 +45,17 @@ export class DenseWeight implements FrozenWeight {
 /** y = x W^T for x (N, in) -> (N, out); differentiable in x only. */
 export function frozenLinear(x: tf.Tensor2D, w: FrozenWeight): tf.Tensor2D {
   const op = tf.customGrad(((xIn: tf.Tensor) => {
-    const wT = w.dequantize({ transpose: true }); // (in, out)
-    const y = tf.matMul(xIn as tf.Tensor2D, wT);
+    // A native GEMM takes the transpose in its packing: dequantize W in storage order (the
+    // fast, sequential write) and let it multiply by W^T. Dense weights are kept as W^T.
+    const storageOrder = transposesAreFree() && !(w instanceof DenseWeight);
+    const wT = storageOrder ? w.dequantize() : w.dequantize({ transpose: true }); // (out, in) or (in, out)
+    const y = tf.matMul(xIn as tf.Tensor2D, wT, false, storageOrder);
     wT.dispose();
     return {
       value: y,
       // The tidy frees the recomputed weight as soon as dx exists, not at the end of backprop.
       gradFunc: (dy: tf.Tensor) => tf.tidy(() => {
+        if (transposesAreFree() && w instanceof DenseWeight) return tf.matMul(dy as tf.Tensor2D, w.dequantize({ transpose: true }), false, true);
         const wFull = w.dequantize(); // (out, in)
         return tf.matMul(dy as tf.Tensor2D, wFull);
       }),

@@ -2,11 +2,11 @@
 // modeling_llama.py. Shape legend: B batch, T time, C hidden size, nh query heads,
 // nkv key/value heads, hs head size, N = B*T rows.
 import { tf } from '../tf';
+import { applyRope as fusedRope, maskedSoftmax, rmsNorm as fusedRmsNorm } from '../ops';
 
 /** RMSNorm: x / sqrt(mean(x^2) + eps) * weight, over the last axis. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
-  const ms = tf.mean(tf.square(x), -1, true); // (N, 1)
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight);
+  return fusedRmsNorm(x, weight, eps); // one kernel each way where fused (ops/rmsNorm.ts)
 }
 
 /** Rotary tables for positions 0..T-1 in the rotate_half convention: (T, hs) each. */
@@ -27,12 +27,7 @@ export function ropeTables(maxT: number, headDim: number, theta: number): { cos:
 
 /** x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1]. x: (B, h, T, hs). */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
-  const hs = x.shape[3];
-  const half = hs / 2;
-  const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, half]);
-  const x2 = tf.slice(x, [0, 0, 0, half], [-1, -1, -1, half]);
-  const rotated = tf.concat([tf.neg(x2), x1], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+  return fusedRope(x, cos, sin); // one kernel each way where fused (ops/rope.ts)
 }
 
 /** (B*T, h*hs) -> (B, h, T, hs) */
@@ -77,8 +72,8 @@ export function attentionMask(T: number, keyMask?: tf.Tensor2D): tf.Tensor {
 /** Scaled dot-product attention; q, k, v: (B, nh, T, hs), mask from attentionMask(). */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
   const hs = q.shape[3];
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), mask); // (B, nh, T, T)
-  return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D; // (B, nh, T, hs)
+  const p = maskedSoftmax(tf.matMul(q, k, false, true), mask, 1 / Math.sqrt(hs)); // (B, nh, T, T), ops/maskedSoftmax.ts
+  return tf.matMul(p, v) as tf.Tensor4D; // (B, nh, T, hs)
 }
 
 /** SiLU(x) = x * sigmoid(x), the gate of SwiGLU. */

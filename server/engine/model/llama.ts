@@ -7,11 +7,12 @@
 import { tf } from '../tf';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaConfig } from './config';
 import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
-import { applyRope, attention, attentionMask, causalMask, mergeHeads, repeatKv, rmsNorm, silu, splitHeads } from './layers';
+import { applyRope, attention, attentionMask, causalMask, mergeHeads, repeatKv, rmsNorm, splitHeads } from './layers';
 import { chunkedLinearCrossEntropy, chunkedLogits, DEFAULT_VOCAB_CHUNK } from './chunkedLoss';
 import { FrozenTable } from './frozenTable';
 import { recomputeGradients } from './recompute';
 import { ropeInvFreq, ropeTables } from './rope';
+import { swiglu } from '../ops/swiglu';
 import type { LoadedModel, WeightMap } from '../formats/types';
 import type { LoraAdapter } from '../lora/adapter';
 import { QuantizedWeight } from '../quant/quantizedWeight';
@@ -258,9 +259,9 @@ export class LlamaModel {
   }
 
   private mlpBlock(l: number, x: tf.Tensor2D, seeds: BlockSeeds): tf.Tensor2D {
-    const gate = silu(this.linear(l, 'gate_proj', x, seeds));
+    const gate = this.linear(l, 'gate_proj', x, seeds);
     const up = this.linear(l, 'up_proj', x, seeds);
-    return this.linear(l, 'down_proj', tf.mul(gate, up), seeds);
+    return this.linear(l, 'down_proj', swiglu(gate, up), seeds);
   }
 
   /**

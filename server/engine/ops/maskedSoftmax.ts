@@ -1,0 +1,71 @@
+// The attention softmax, p = softmax(scores * scale + mask) over the last axis, as one
+// kernel instead of mul, add, and softmax's max, sub, exp, sum, div; its gradient
+//   dscores = scale * p * (dp - sum(dp * p))
+// is one kernel too, reading only p (saved) and dp. The mask is additive (0 or -1e9),
+// shaped (T, T) or (B, 1, T, T) as layers.attentionMask builds it, and not differentiated.
+import { tf } from '../tf';
+import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
+
+export const MASKED_SOFTMAX = 'QloraMaskedSoftmax';
+export const SOFTMAX_GRAD = 'QloraSoftmaxGrad';
+
+registerHostKernel({
+  name: MASKED_SOFTMAX,
+  inputs: ['scores', 'mask'],
+  outputShapes: (s) => [s[0]],
+  compute: ([s, mask], [shape, maskShape], { scale }, [p]) => {
+    const [B, H, Tq, Tk] = shape;
+    const perBatch = maskShape.length === 4 ? maskShape[0] === B : false;
+    if (maskShape[maskShape.length - 1] !== Tk || maskShape[maskShape.length - 2] !== Tq || (maskShape.length === 4 && maskShape[1] !== 1)) {
+      throw new Error(`${MASKED_SOFTMAX}: mask [${maskShape}] does not fit scores [${shape}]`);
+    }
+    for (let b = 0; b < B; b++) {
+      const mBase = perBatch ? b * Tq * Tk : 0;
+      for (let h = 0; h < H; h++) {
+        for (let q = 0; q < Tq; q++) {
+          const o = ((b * H + h) * Tq + q) * Tk, m = mBase + q * Tk;
+          let max = -Infinity;
+          for (let k = 0; k < Tk; k++) { const v = s[o + k] * scale + mask[m + k]; p[o + k] = v; if (v > max) max = v; }
+          let sum = 0;
+          for (let k = 0; k < Tk; k++) { const e = Math.exp(p[o + k] - max); p[o + k] = e; sum += e; }
+          const inv = 1 / sum;
+          for (let k = 0; k < Tk; k++) p[o + k] *= inv;
+        }
+      }
+    }
+  },
+});
+
+registerHostKernel({
+  name: SOFTMAX_GRAD,
+  inputs: ['dp', 'p'],
+  outputShapes: (s) => [s[1]],
+  compute: ([dp, p], [, shape], { scale }, [ds]) => {
+    const Tk = shape[shape.length - 1], rows = p.length / Tk;
+    for (let r = 0; r < rows; r++) {
+      const o = r * Tk;
+      let dot = 0;
+      for (let k = 0; k < Tk; k++) dot += dp[o + k] * p[o + k];
+      for (let k = 0; k < Tk; k++) ds[o + k] = scale * p[o + k] * (dp[o + k] - dot);
+    }
+  },
+});
+
+/** The same math in tfjs ops. */
+export function maskedSoftmaxComposite(scores: tf.Tensor4D, mask: tf.Tensor, scale: number): tf.Tensor4D {
+  return tf.softmax(tf.add(tf.mul(scores, scale), mask)) as tf.Tensor4D;
+}
+
+/** softmax(scores * scale + mask), scores (B, h, Tq, Tk). Differentiable in scores. */
+export function maskedSoftmax(scores: tf.Tensor4D, mask: tf.Tensor, scale: number): tf.Tensor4D {
+  if (!fusedHere(MASKED_SOFTMAX) || (mask.rank !== 2 && mask.rank !== 4)) return maskedSoftmaxComposite(scores, mask, scale);
+  const op = customGrad<tf.Tensor4D>((s: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+    const p = runFused<tf.Tensor4D>(MASKED_SOFTMAX, { scores: s, mask }, { scale });
+    save([p]);
+    return {
+      value: p,
+      gradFunc: (dp, [ps]) => runFused<tf.Tensor4D>(SOFTMAX_GRAD, { dp, p: ps }, { scale }),
+    };
+  });
+  return op(scores);
+}
