@@ -12,6 +12,7 @@ import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
 import { runLabel, type RunsController } from './runs';
 import { guessFormat, scaffoldConfig } from './scaffold';
+import { exportAxolotl } from './axolotlCommand';
 import type { ServerManager } from './serverManager';
 
 export interface CommandContext {
@@ -52,6 +53,7 @@ const handlers: { [K in CommandName]: Handler } = {
     await ctx.server.restart();
     await ctx.runs.refresh();
   },
+  exportAxolotl: async (ctx, target) => exportAxolotl(ctx, await qloraDocument(target)),
 };
 
 /** Registers every command; a failure is shown to the user and logged, never thrown into the void. */

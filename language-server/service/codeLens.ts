@@ -7,6 +7,7 @@ import type { QloraSettings } from './settings';
 
 /** The command the extension registers; its one argument is the document URI. */
 export const START_TRAINING_COMMAND = 'qlora.startTraining';
+export const EXPORT_AXOLOTL_COMMAND = 'qlora.exportAxolotl';
 
 /** The wasm backend's heap stops near 3.9 GB (DESIGN.md); a run estimated past it is flagged. */
 const WASM_HEAP_BYTES = 3.9e9;
@@ -46,6 +47,7 @@ export function codeLenses(doc: QloraDocument, uri: string, settings: QloraSetti
     lenses.push(info('Cost: needs a readable model.base'));
   }
   lenses.push({ range, command: { title: '▶ Start training', command: START_TRAINING_COMMAND, arguments: [uri] } });
+  lenses.push({ range, command: { title: 'Export for Axolotl...', command: EXPORT_AXOLOTL_COMMAND, arguments: [uri] } });
   return lenses;
 }
 

@@ -1,5 +1,6 @@
 // Markdown for keys, sections, values and modules, from the schema: what completion
 // items and hovers show.
+import { AXOLOTL_NAMES } from '../../server/config/axolotl/names';
 import { linearShape, type LinearModule, type LlamaConfig } from '../../server/engine/model/config';
 import {
   describeType,
@@ -24,6 +25,10 @@ export function keyMarkdown(key: KeyInfo): string {
     parts.push(Object.entries(key.spec.values).map(([v, doc]) => `- \`${v}\` — ${doc}`).join('\n'));
   }
   if (key.spec.aliases?.length) parts.push(`Other tools call it ${key.spec.aliases.map((a) => `\`${a}\``).join(', ')}.`);
+  const axolotl = AXOLOTL_NAMES[key.path];
+  if (axolotl !== undefined) {
+    parts.push(axolotl ? `Axolotl: ${axolotl.map((a) => `\`${a}\``).join(', ')}.` : 'Axolotl: no equivalent (left out of `qlora export axolotl`, with a warning when set).');
+  }
   return parts.join('\n\n');
 }
 

@@ -7,7 +7,7 @@ import type { QloraSettings } from './settings';
 import type { Diagnostic } from 'vscode-languageserver';
 
 export { codeActions } from './codeActions';
-export { codeLenses, START_TRAINING_COMMAND } from './codeLens';
+export { codeLenses, EXPORT_AXOLOTL_COMMAND, START_TRAINING_COMMAND } from './codeLens';
 export { complete } from './completion';
 export { cursorContext, type CursorContext } from './context';
 export { hover } from './hover';

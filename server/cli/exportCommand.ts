@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse, quantFrom, UsageError } from './common';
+import { exportAxolotl, exportAxolotlUsage } from './exportAxolotl';
 import { exportGguf, exportOllama, EXPORT_TYPES, findNodeLlamaCpp, perplexityOf, type ExportMode, type ExportType, type GgufExportEvent, type QuantizationReport } from '../engine/export';
 import { MERGE_TARGETS, type MergeInto } from '../engine/merge/types';
 import { readAdapter } from '../engine/lora/peft';
@@ -13,7 +14,8 @@ import { openBase } from '../engine/merge/baseReader';
 const common = '[--model MODEL | --adapter DIR [--base MODEL]] [--type f32|f16|bf16|q8_0|q4_0|q4_1] [--into dequantized|original] ' +
   '[--quantization nf4|fp4] [--block-size N] [--no-double-quant] [--report-text FILE] [--name NAME] [--force] [--json]';
 export const exportUsage = `qlora export gguf --out FILE.gguf ${common} [--lora-only | --base-only]\n` +
-  `            qlora export ollama --out DIR ${common} [--lora-only]`;
+  `            qlora export ollama --out DIR ${common} [--lora-only]\n` +
+  `            ${exportAxolotlUsage}`;
 
 const options = {
   out: { type: 'string' }, model: { type: 'string' }, adapter: { type: 'string' }, base: { type: 'string' }, type: { type: 'string' },
@@ -28,6 +30,7 @@ type Values = ReturnType<typeof parse<typeof options>>['values'];
 export const EXPORT_TARGETS: Record<string, (args: string[]) => Promise<void>> = {
   gguf: (args) => run('gguf', args),
   ollama: (args) => run('ollama', args),
+  axolotl: exportAxolotl,
 };
 
 export async function exportCommand(args: string[]): Promise<void> {

@@ -6,19 +6,22 @@ import { formatDiagnostic } from '../config/diagnostics';
 import { train } from '../engine/train/trainer';
 import { trainSpec } from '../config/trainSpec';
 import type { TrainEvent } from '../engine/train/events';
+import { trainOnAxolotl } from './trainAxolotl';
 
-export const trainUsage = 'qlora train CONFIG.qlora [--max-steps N] [--resume] [--json]';
+export const trainUsage = 'qlora train CONFIG.qlora [--max-steps N] [--resume] [--json] [--engine qlora|axolotl]';
 
 export async function trainCommand(args: string[]): Promise<void> {
   const { values: v, positionals } = parse(args, {
-    'max-steps': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' },
+    'max-steps': { type: 'string' }, resume: { type: 'boolean' }, json: { type: 'boolean' }, engine: { type: 'string' },
   }, true);
+  if (v.engine !== undefined && v.engine !== 'qlora' && v.engine !== 'axolotl') throw new UsageError(`--engine must be qlora or axolotl (got '${v.engine}')`);
   if (positionals.length !== 1) throw new UsageError('expected one CONFIG.qlora file');
   const maxSteps = v['max-steps'] === undefined ? undefined : Number(v['max-steps']);
   if (maxSteps !== undefined && !(Number.isInteger(maxSteps) && maxSteps > 0)) {
     throw new UsageError(`--max-steps must be a positive integer (got '${v['max-steps']}')`);
   }
   const file = positionals[0];
+  if (v.engine === 'axolotl') return trainOnAxolotl(file, !!v.json);
   const { config, diagnostics } = loadConfigFile(file);
   for (const d of diagnostics) process.stderr.write(formatDiagnostic(file, d) + '\n');
   mkdirSync(config.output.dir, { recursive: true });

@@ -111,12 +111,14 @@ test('code lens: trainable parameters, bytes per parameter, peak memory, and the
   ]);
   assert.match(lenses[2].command!.title, /^Peak memory ≈ \d+(\.\d+)? (KiB|MiB)$/);
   assert.deepEqual(lenses[3].command, { title: '▶ Start training', command: 'qlora.startTraining', arguments: [uri] });
+  assert.deepEqual(lenses[4].command, { title: 'Export for Axolotl...', command: 'qlora.exportAxolotl', arguments: [uri] });
   assert.ok(lenses.every((l) => l.range.start.line === 0));
   const noModel = codeLenses({ text: GOOD_CONFIG.replace('./models/tiny', './nowhere'), baseDir: ws.dir }, uri, DEFAULT_SETTINGS);
   assert.deepEqual(noModel.map((l) => l.command!.title), [
     'Base weights: 0.5159 bytes/param (nf4, double quant, block 64)',
     'Cost: needs a readable model.base',
     '▶ Start training',
+    'Export for Axolotl...',
   ]);
 });
 

@@ -1,6 +1,7 @@
 // Adapters on disk in Hugging Face PEFT's layout: adapter_config.json and
 // adapter_model.safetensors, so that `PeftModel.from_pretrained` loads what we write and
 // we load what PEFT writes.
+import { axolotlBaseQuantization } from './axolotlBase';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Quantization } from '../quant/spec';
@@ -195,6 +196,6 @@ export function readAdapter(dir: string): ReadAdapter {
     basePath,
     tensors,
     baseQuantization: existsSync(join(dir, BASE_QUANTIZATION))
-      ? JSON.parse(readFileSync(join(dir, BASE_QUANTIZATION), 'utf8')) as BaseQuantization : undefined,
+      ? JSON.parse(readFileSync(join(dir, BASE_QUANTIZATION), 'utf8')) as BaseQuantization : axolotlBaseQuantization(dir),
   };
 }
