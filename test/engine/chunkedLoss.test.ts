@@ -30,7 +30,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
     await initBackend(backend);
     const rng = new Rng(3);
     const wData = Float32Array.from({ length: V * C }, () => rng.normal());
-    const head = FrozenTable.fromFloat32(wData, V, C, { fullPrecision: true });
+    const head = FrozenTable.fromFloat32(wData, V, C);
     const hData = Float32Array.from({ length: N * C }, () => rng.normal() * 0.5);
     const targets = Int32Array.from([3, 49, 0, 17, 17, 25]);
     const weights = Float32Array.from([1, 1, 0, 1, 0.5, 1]);
@@ -71,7 +71,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
     await initBackend(backend);
     const rng = new Rng(4);
     const wData = Float32Array.from({ length: V * C }, () => rng.normal());
-    const head = FrozenTable.fromFloat32(wData, V, C, { fullPrecision: true });
+    const head = FrozenTable.fromFloat32(wData, V, C);
     const hData = Float32Array.from({ length: N * C }, () => rng.normal());
     const got = tf.tidy(() => chunkedLogits(tf.tensor2d(hData, [N, C]), head, 13)).dataSync();
     let d = 0;
@@ -84,22 +84,28 @@ for (const backend of ['wasm', 'cpu'] as const) {
   });
 }
 
-test('FrozenTable: bf16 by default, rounded to nearest even; exact bf16 input and full precision are kept', () => {
+test('FrozenTable: 16-bit when the values are bf16 or fp16 already, fp32 otherwise; bf16 rounding to nearest even on request', () => {
   const f = new Float32Array(4);
   const u = new Uint32Array(f.buffer);
   u[0] = 0x3f808000; // halfway between two bf16 values, lower one even: rounds down
   u[1] = 0x3f818000; // halfway, lower one odd: rounds up
   u[2] = 0x3f80c000; // above halfway: rounds up
   u[3] = 0x40490000; // exactly bf16 (3.140625)
-  const t = FrozenTable.fromFloat32(f, 2, 2, { fullPrecision: false });
+  const t = FrozenTable.fromFloat32(f, 2, 2, { round: 'bf16' });
   assert.equal(t.dtype, 'bf16');
   assert.equal(t.residentBytes(), 8, 'two bytes a value');
   const back = new Uint32Array(t.toFloat32().buffer);
   assert.deepEqual([...back], [0x3f800000, 0x3f820000, 0x3f810000, 0x40490000]);
-  assert.equal(FrozenTable.fromFloat32(f, 2, 2, { fullPrecision: true }).dtype, 'fp32');
-  const exact = Float32Array.from([1, -2, 0.5, 3.140625]);
-  const kept = FrozenTable.fromFloat32(exact, 2, 2, { fullPrecision: true });
-  assert.equal(kept.dtype, 'bf16', 'values already bf16 lose nothing in bf16');
-  assert.deepEqual([...kept.toFloat32()], [...exact]);
+  assert.equal(FrozenTable.fromFloat32(Float32Array.from([0.1, 1]), 1, 2).dtype, 'fp32', '0.1 is neither bf16 nor fp16');
+  const bf = Float32Array.from([1, -2, 0.5, 3.140625]);
+  const kept = FrozenTable.fromFloat32(bf, 2, 2);
+  assert.equal(kept.dtype, 'bf16');
+  assert.deepEqual([...kept.toFloat32()], [...bf]);
+  const half = Float32Array.from([1 + 2 ** -10, -0.333251953125, 65504, 2 ** -24]); // fp16 values, not bf16
+  const h = FrozenTable.fromFloat32(half, 2, 2);
+  assert.equal(h.dtype, 'fp16');
+  assert.equal(h.residentBytes(), 8);
+  assert.deepEqual([...h.toFloat32()], [...half]);
+  assert.deepEqual([...h.gather([1, 0]).dataSync()], [65504, 2 ** -24, 1 + 2 ** -10, -0.333251953125]);
   assert.throws(() => kept.gather([0, 2]), /token id 2 is outside the vocabulary of 2/);
 });

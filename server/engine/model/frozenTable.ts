@@ -1,46 +1,63 @@
 // A frozen (rows, cols) table - the token embedding, or an untied output head - kept once,
-// compactly, on the host, outside the compute heap: bf16 bits (2 bytes a value) by default,
-// fp32 only when full precision was asked for and the values are not bf16 already.
-// What the model multiplies by is dequantized on demand, a slice of rows at a time: the
-// rows of a batch's token ids for the input, one vocabulary chunk of the head at a time
-// for the loss (chunkedLoss.ts). No fp32 copy and no transposed copy is ever stored, and
-// a tied head reads the embedding's own table.
+// compactly, on the host, outside the compute heap: 16-bit (2 bytes a value) whenever the
+// checkpoint's values are 16-bit, as every bf16 or fp16 checkpoint's are, so nothing is
+// lost; fp32 only for a checkpoint whose values 16 bits cannot hold exactly (an fp32
+// export), unless rounding to bf16 is asked for. What the model multiplies by is
+// dequantized on demand, a slice of rows at a time: the rows of a batch's token ids for the
+// input, one vocabulary chunk of the head at a time for the loss (chunkedLoss.ts). No fp32
+// copy and no transposed copy is ever stored, and a tied head reads the embedding's table.
 //
 // Why on the host: with the wasm backend the compute heap is capped at 4 GiB, and a
 // Llama-3.2-1B embedding is 1.05 GB in fp32 - twice that when the head was a second copy.
 import { tf } from '../tf';
+import { float16BitsToFloat32, float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from '../formats/halfFloat';
 
-export type TableDtype = 'bf16' | 'fp32';
+export type TableDtype = 'bf16' | 'fp16' | 'fp32';
 
-/** bf16 bits of an fp32 value, rounded to nearest even (NaN stays a quiet NaN). */
-function toBf16Bits(u: number): number {
-  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x007fffff) !== 0) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+let fp16Values: Float32Array | undefined;
+/** All 65,536 float16 values as float32: widening is one lookup. */
+function float16Table(): Float32Array {
+  fp16Values ??= float16BitsToFloat32(Uint16Array.from({ length: 65536 }, (_, i) => i));
+  return fp16Values;
 }
 
 export class FrozenTable {
-  private readonly bits?: Uint16Array; // bf16, row-major (rows, cols)
+  private readonly bits?: Uint16Array; // bf16 or fp16 bits, row-major (rows, cols)
   private readonly f32?: Float32Array; // fp32, row-major (rows, cols)
+  private readonly fp16?: Float32Array; // the fp16 widening table, for dtype fp16
 
   private constructor(readonly rows: number, readonly cols: number, readonly dtype: TableDtype, data: Uint16Array | Float32Array) {
     if (data instanceof Uint16Array) this.bits = data;
     else this.f32 = data;
+    if (dtype === 'fp16') this.fp16 = float16Table();
   }
 
   /**
-   * A table from fp32 values (row-major). bf16 unless `fullPrecision` is asked for; values
-   * that are exactly bf16 already (a checkpoint stored in bf16) are kept as bf16 either way,
-   * as that loses nothing.
+   * A table from fp32 values (row-major), in the narrowest form that holds them exactly:
+   * bf16, else fp16, else fp32. `round: 'bf16'` rounds to bf16 (nearest even) instead of
+   * falling back to fp32.
    */
-  static fromFloat32(data: Float32Array, rows: number, cols: number, opts: { fullPrecision: boolean }): FrozenTable {
+  static fromFloat32(data: Float32Array, rows: number, cols: number, opts: { round?: 'bf16' } = {}): FrozenTable {
     if (data.length !== rows * cols) throw new Error(`FrozenTable: ${data.length} values for shape [${rows}, ${cols}]`);
     const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
-    let exact = true;
-    for (let i = 0; i < u32.length && exact; i++) if ((u32[i] & 0xffff) !== 0) exact = false;
-    if (opts.fullPrecision && !exact) return new FrozenTable(rows, cols, 'fp32', Float32Array.from(data));
-    const bits = new Uint16Array(data.length);
-    for (let i = 0; i < u32.length; i++) bits[i] = toBf16Bits(u32[i]);
-    return new FrozenTable(rows, cols, 'bf16', bits);
+    const n = u32.length;
+    let exactBf16 = true;
+    for (let i = 0; i < n && exactBf16; i++) if ((u32[i] & 0xffff) !== 0) exactBf16 = false;
+    if (exactBf16 || opts.round === 'bf16') {
+      const bits = new Uint16Array(n);
+      for (let i = 0; i < n; i++) bits[i] = exactBf16 ? u32[i] >>> 16 : float32BitsToBfloat16Bits(u32[i]);
+      return new FrozenTable(rows, cols, 'bf16', bits);
+    }
+    const table = float16Table();
+    const bits = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const h = float32BitsToFloat16Bits(u32[i]);
+      if (table[h] !== data[i] && !(data[i] !== data[i] && table[h] !== table[h])) {
+        return new FrozenTable(rows, cols, 'fp32', Float32Array.from(data));
+      }
+      bits[i] = h;
+    }
+    return new FrozenTable(rows, cols, 'fp16', bits);
   }
 
   /** Bytes this table holds (on the host). */
@@ -57,8 +74,13 @@ export class FrozenTable {
       out.set(this.f32.subarray(start * this.cols, end * this.cols));
       return out;
     }
-    const u = new Uint32Array(out.buffer);
     const src = this.bits!.subarray(start * this.cols, end * this.cols);
+    if (this.fp16) {
+      const t = this.fp16;
+      for (let i = 0; i < n; i++) out[i] = t[src[i]];
+      return out;
+    }
+    const u = new Uint32Array(out.buffer);
     for (let i = 0; i < n; i++) u[i] = src[i] << 16;
     return out;
   }
@@ -78,6 +100,9 @@ export class FrozenTable {
       if (!(Number.isInteger(id) && id >= 0 && id < this.rows)) throw new Error(`token id ${id} is outside the vocabulary of ${this.rows}`);
       if (this.f32) {
         out.set(this.f32.subarray(id * C, (id + 1) * C), r * C);
+      } else if (this.fp16) {
+        const src = this.bits!, t = this.fp16;
+        for (let i = 0, s = id * C, d = r * C; i < C; i++) out[d + i] = t[src[s + i]];
       } else {
         const src = this.bits!;
         for (let i = 0, s = id * C, d = r * C; i < C; i++) u[d + i] = src[s + i] << 16;

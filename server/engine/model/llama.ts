@@ -88,12 +88,12 @@ export class LlamaModel {
       }
       return t.data;
     };
-    // Full precision tables only when the whole base is asked for in full precision.
-    const fullPrecision = quant.quantization === 'none';
-    this.embed = FrozenTable.fromFloat32(get('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize, { fullPrecision });
+    // Kept exactly as the checkpoint holds them (16-bit for bf16/fp16 checkpoints), so
+    // training, eval and a merged model all see the same embedding and head.
+    this.embed = FrozenTable.fromFloat32(get('model.embed_tokens.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize);
     this.head = c.tieWordEmbeddings
       ? this.embed
-      : FrozenTable.fromFloat32(get('lm_head.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize, { fullPrecision });
+      : FrozenTable.fromFloat32(get('lm_head.weight', [c.vocabSize, c.hiddenSize]), c.vocabSize, c.hiddenSize);
     this.finalNorm = tf.tensor1d(get('model.norm.weight', [c.hiddenSize]));
     this.blocks = [];
     for (let l = 0; l < c.numLayers; l++) {
