@@ -92,3 +92,14 @@ test('the trainer refuses a run that does not fit before loading anything', asyn
     return true;
   });
 });
+
+test('Llama-3.2-3B at seq 256 on wasm: refused before any work, with a rank that fits', () => {
+  assert.throws(() => checkMemoryPlan(input('llama-3.2-3b'), 'llama-3.2-3b', wasmOnly), (err: unknown) => {
+    assert.ok(err instanceof MemoryPlanError);
+    assert.match(err.message, /wasm heap stops at 3\.90 GB/);
+    const r = Number(/lora\.r: (\d+)/.exec(err.message)?.[1]);
+    assert.ok(r >= 1 && r < 16, err.message);
+    assert.equal(overBudget(planMemory(input('llama-3.2-3b', { lora: { r, targetModules: LINEAR_MODULES } })), wasmOnly), undefined);
+    return true;
+  });
+});
