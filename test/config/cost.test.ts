@@ -46,13 +46,14 @@ test('trainable parameters and the memory estimate for a model small enough to c
   // Norms (2 per layer + the final one) in float32 on the heap; the tied embedding once, in bf16, on the host.
   assert.equal(part('smallWeights'), 80 * 4);
   assert.equal(part('tables'), 512 * 2);
-  // Weights, gradients, two AdamW moments; with gradient accumulation also the running sum.
+  // Weights and two AdamW moments; with gradient accumulation also the running sum.
   assert.equal(config.training.gradient_accumulation_steps > 1, true);
-  assert.equal(part('lora'), 1792 * 20);
+  assert.equal(part('lora'), 1792 * 16);
   // Checkpointed: each of 2 layers keeps its input (and the tape's copy) for B 4 x T 64 tokens.
   assert.equal(part('savedActivations'), 2 * 4 * 64 * 2 * 16 * 4);
-  const heap = plan.parts.filter((p) => p.where === 'heap').reduce((a, p) => a + p.bytes, 0);
-  assert.equal(plan.heapPeak, heap);
+  const heap = (phase: string) => plan.parts.filter((p) => p.where === 'heap' && p.phase === phase).reduce((a, p) => a + p.bytes, 0);
+  assert.equal(plan.tensorPeak, heap('resident') + Math.max(heap('backward'), heap('optimizer')));
+  assert.ok(plan.heapPeak >= plan.tensorPeak, 'the wasm heap adds its allocator slack');
   assert.equal(cost.memory.total, plan.rssPeak);
   assert.ok(plan.rssPeak >= plan.heapPeak + part('tables') + part('runtime'));
 });

@@ -216,23 +216,31 @@ export function readSafetensorsEntry(file: string, header: SafetensorsHeader, e:
   return t;
 }
 
+/** The one tensor a streamed WeightMap keeps after reading it (see streamedTensor). */
+interface ReadSlot {
+  entry?: SafetensorsEntry;
+  data?: Float32Array;
+}
+
 /**
- * A tensor whose data is read from disk when `data` is first used, and read again only if
- * the previous copy was garbage-collected. A model built from these holds one tensor's
- * float32 copy at a time (quantized or uploaded, then dropped), so loading peaks near the
+ * A tensor whose data is read from disk when `data` is used. The map's tensors share one
+ * slot holding the last tensor read, so repeated uses of one tensor (t.data.length, then
+ * t.data[i]) read it once, while a model built from the map - quantizing or uploading each
+ * tensor, then dropping it - holds one float32 copy at a time: loading peaks near the
  * resident size plus the largest tensor instead of the whole checkpoint in float32.
+ * (Not a WeakRef cache: a WeakRef keeps its target alive until the current job ends, and a
+ * model is built in one synchronous job, so every tensor would stay alive.)
  */
-export function streamedTensor(file: string, header: SafetensorsHeader, e: SafetensorsEntry): HostTensor {
-  let cached: WeakRef<Float32Array> | undefined;
+export function streamedTensor(file: string, header: SafetensorsHeader, e: SafetensorsEntry, slot: ReadSlot = {}): HostTensor {
   return {
     shape: [...e.shape],
     get data(): Float32Array {
-      let d = cached?.deref();
-      if (!d) {
-        d = readSafetensorsEntry(file, header, e).data;
-        cached = new WeakRef(d);
+      if (slot.entry !== e || !slot.data) {
+        slot.data = undefined; // drop the previous tensor before reading the next
+        slot.data = readSafetensorsEntry(file, header, e).data;
+        slot.entry = e;
       }
-      return d;
+      return slot.data;
     },
   };
 }
@@ -246,6 +254,7 @@ export function streamSafetensors(files: string[]): { tensors: WeightMap; metada
   const dtypes = new Map<string, string>();
   const where = new Map<string, string>();
   let metadata: Record<string, string> = {};
+  const slot: ReadSlot = {};
   for (const file of files) {
     const header = readSafetensorsHeader(file);
     metadata = { ...header.metadata, ...metadata };
@@ -253,7 +262,7 @@ export function streamSafetensors(files: string[]): { tensors: WeightMap; metada
       const other = where.get(e.name);
       if (other !== undefined) throw new ModelFormatError(file, `tensor "${e.name}" also appears in ${basename(other)}`);
       where.set(e.name, file);
-      tensors.set(e.name, streamedTensor(file, header, e));
+      tensors.set(e.name, streamedTensor(file, header, e, slot));
       dtypes.set(e.name, e.dtype);
     }
   }

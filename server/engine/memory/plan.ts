@@ -38,8 +38,15 @@ export interface MemoryPlanInput {
 }
 
 export type PartName =
-  | 'baseWeights' | 'smallWeights' | 'tables' | 'lora' | 'savedActivations' | 'blockActivations'
+  | 'baseWeights' | 'smallWeights' | 'tables' | 'lora' | 'gradients' | 'optimizerStep' | 'savedActivations' | 'blockActivations'
   | 'lossChunk' | 'workspace' | 'runtime';
+
+/**
+ * When a part is alive: 'resident' for the whole run; 'backward' at the peak of the
+ * backward pass; 'optimizer' during the optimizer step, after the activations are freed.
+ * The heap's peak is the resident parts plus the larger of the two transient phases.
+ */
+export type PartPhase = 'resident' | 'backward' | 'optimizer';
 
 export interface MemoryPart {
   name: PartName;
@@ -48,12 +55,15 @@ export interface MemoryPart {
   bytes: number;
   /** 'heap': a tensor on the compute backend (the wasm heap on wasm); 'host': JavaScript memory. */
   where: 'heap' | 'host';
+  phase: PartPhase;
 }
 
 export interface MemoryPlan {
   parts: MemoryPart[];
-  /** Peak bytes on the compute backend (the wasm heap high-water mark on wasm). */
+  /** Peak bytes on the compute backend (the wasm heap high-water mark on wasm, allocator slack included). */
   heapPeak: number;
+  /** Peak bytes of live tensors: the resident parts plus the larger transient phase. */
+  tensorPeak: number;
   /** Peak process resident set size while training (or evaluating). */
   rssPeak: number;
   /** Peak process RSS while loading: the resident model plus the largest tensor in flight. */
@@ -98,8 +108,23 @@ export const SAVED_HIDDEN_FACTOR = 2;
 /** Fused head + loss: per token and chunk row, scores, exp and probabilities (float32). */
 export const LOSS_CHUNK_FACTOR = 3;
 export const DEFAULT_VOCAB_CHUNK = 4096;
-/** LoRA A/B, their gradients, and AdamW's two moments: float32 each. */
-export const BYTES_PER_TRAINABLE_PARAMETER = 16;
+/** LoRA A/B and AdamW's two moments, float32 each: held for the whole run. */
+export const BYTES_PER_TRAINABLE_PARAMETER = 12;
+/**
+ * Float32 copies of the trainable parameters alive during the optimizer step: the
+ * gradients, their accumulated mean, the clipped gradients, and the AdamW update's
+ * temporaries. Measured 13 on SmolLM2-135M (4.9M trainable: the step's peak did not move
+ * between seq 64 and 256, so it is this phase, not the activations).
+ */
+export const OPTIMIZER_STEP_COPIES = 16;
+/**
+ * The wasm heap's high-water mark over the peak of live tensor bytes: the allocator's
+ * fragmentation across steps (measured 540 MB of heap for 426 MB of tensors on SmolLM2-135M
+ * from the second step on; the heap never shrinks, so the first step alone reads lower).
+ */
+export const WASM_HEAP_FRAGMENTATION = 1.27;
+/** Gradients alive during the backward pass: the LoRA gradients and, with accumulation, the running sum. */
+export const BACKWARD_GRADIENT_COPIES = 1;
 
 /**
  * Resident bytes per quantized projection parameter: 4-bit codes plus per block of b
@@ -131,28 +156,34 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   const saved = !train ? 0 : ckpt ? L * N * SAVED_HIDDEN_FACTOR * C * 4 : L * N * perTokenTape * 4;
   const smallWeights = (params.other - tables * tableElements) * 4;
 
+  const accumulating = (input.gradientAccumulation ?? 1) > 1;
   const parts: MemoryPart[] = [
-    { name: 'baseWeights', label: `base projections (${input.quant.quantization === 'none' ? 'float32' : input.quant.quantization})`, bytes: params.linear * bytesPerBaseParameter(input.quant), where: 'heap' },
-    { name: 'smallWeights', label: 'norms and biases', bytes: smallWeights, where: 'heap' },
-    { name: 'lora', label: 'LoRA weights, gradients and AdamW moments', bytes: trainable * (BYTES_PER_TRAINABLE_PARAMETER + ((input.gradientAccumulation ?? 1) > 1 ? 4 : 0)), where: 'heap' },
-    { name: 'savedActivations', label: ckpt ? 'checkpointed block inputs' : 'activations kept for the backward pass', bytes: saved, where: 'heap' },
-    { name: 'blockActivations', label: train ? 'one block recomputed with its gradients' : 'one block\'s forward', bytes: N * perTokenBlock * 4, where: 'heap' },
-    { name: 'lossChunk', label: `fused head + loss over ${chunk}-row vocabulary chunks`, bytes: (N * chunk * LOSS_CHUNK_FACTOR + chunk * C + 2 * N * C) * 4, where: 'heap' },
-    { name: 'workspace', label: 'dequantized projection and matmul packing', bytes: input.quant.quantization === 'none' ? largestProjection * 4 : 2 * largestProjection * 4, where: 'heap' },
-    { name: 'tables', label: `embedding${tables === 2 ? ' and head' : ' (tied head)'} in bf16`, bytes: tables * tableElements * 2, where: 'host' },
-    { name: 'runtime', label: 'Node, TensorFlow.js and the tokenizer', bytes: RUNTIME_BYTES + m.vocabSize * TOKENIZER_BYTES_PER_TOKEN, where: 'host' },
+    { name: 'baseWeights', label: `base projections (${input.quant.quantization === 'none' ? 'float32' : input.quant.quantization})`, bytes: params.linear * bytesPerBaseParameter(input.quant), where: 'heap', phase: 'resident' },
+    { name: 'smallWeights', label: 'norms and biases', bytes: smallWeights, where: 'heap', phase: 'resident' },
+    { name: 'lora', label: 'LoRA weights and AdamW moments', bytes: trainable * (BYTES_PER_TRAINABLE_PARAMETER + (accumulating ? 4 : 0)), where: 'heap', phase: 'resident' },
+    { name: 'gradients', label: 'LoRA gradients', bytes: trainable * 4 * BACKWARD_GRADIENT_COPIES, where: 'heap', phase: 'backward' },
+    { name: 'savedActivations', label: ckpt ? 'checkpointed block inputs' : 'activations kept for the backward pass', bytes: saved, where: 'heap', phase: 'backward' },
+    { name: 'blockActivations', label: train ? 'one block recomputed with its gradients' : 'one block\'s forward', bytes: N * perTokenBlock * 4, where: 'heap', phase: 'backward' },
+    { name: 'lossChunk', label: `fused head + loss over ${chunk}-row vocabulary chunks`, bytes: (N * chunk * LOSS_CHUNK_FACTOR + chunk * C + 2 * N * C) * 4, where: 'heap', phase: 'backward' },
+    { name: 'workspace', label: 'dequantized projection and matmul packing', bytes: input.quant.quantization === 'none' ? largestProjection * 4 : 2 * largestProjection * 4, where: 'heap', phase: 'backward' },
+    { name: 'optimizerStep', label: 'gradient clipping and the AdamW step', bytes: trainable * 4 * OPTIMIZER_STEP_COPIES, where: 'heap', phase: 'optimizer' },
+    { name: 'tables', label: `embedding${tables === 2 ? ' and head' : ' (tied head)'} in bf16`, bytes: tables * tableElements * 2, where: 'host', phase: 'resident' },
+    { name: 'runtime', label: 'Node, TensorFlow.js and the tokenizer', bytes: RUNTIME_BYTES + m.vocabSize * TOKENIZER_BYTES_PER_TOKEN, where: 'host', phase: 'resident' },
   ];
-  const sum = (where: 'heap' | 'host') => parts.filter((p) => p.where === where).reduce((a, p) => a + p.bytes, 0);
-  const heapPeak = sum('heap');
+  const sum = (where: 'heap' | 'host', phase?: PartPhase) =>
+    parts.filter((p) => p.where === where && (phase === undefined || p.phase === phase)).reduce((a, p) => a + p.bytes, 0);
+  const tensorPeak = sum('heap', 'resident') + Math.max(sum('heap', 'backward'), sum('heap', 'optimizer'));
+  const heapPeak = backend === 'wasm' ? tensorPeak * WASM_HEAP_FRAGMENTATION : tensorPeak;
   const host = sum('host');
   // Loading: the resident model, plus the largest tensor as read (bf16 bits) and widened (fp32).
-  const resident = parts.filter((p) => p.name === 'baseWeights' || p.name === 'smallWeights' || p.where === 'host').reduce((a, p) => a + p.bytes, 0);
+  const resident = sum('heap', 'resident') - parts.find((p) => p.name === 'lora')!.bytes + host;
   const largestTensor = Math.max(tableElements, largestProjection);
   const loadPeak = resident + largestTensor * 6;
   const onWasm = backend === 'wasm';
   return {
     parts,
     heapPeak,
+    tensorPeak,
     rssPeak: Math.max(loadPeak, host + heapPeak),
     loadPeak,
     backend,
@@ -163,6 +194,6 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
 }
 
 /** The parts, largest first. */
-export function largestParts(plan: MemoryPlan, n = 3): MemoryPart[] {
-  return [...plan.parts].sort((a, b) => b.bytes - a.bytes).slice(0, n);
+export function largestParts(plan: MemoryPlan, n = 3, where?: MemoryPart['where']): MemoryPart[] {
+  return plan.parts.filter((p) => where === undefined || p.where === where).sort((a, b) => b.bytes - a.bytes).slice(0, n);
 }

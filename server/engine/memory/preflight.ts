@@ -72,7 +72,8 @@ export function checkMemoryPlan(input: MemoryPlanInput, what: string, budget = m
       : undefined;
     return { plan, ...(warning ? { warning } : {}) };
   }
-  const parts = largestParts(plan, 3).map((p) => `${p.label} ${gb(p.bytes)}`).join(', ');
+  const heapBound = plan.heapPeak > budget.heap;
+  const parts = largestParts(plan, 3, heapBound ? 'heap' : undefined).map((p) => `${p.label} ${gb(p.bytes)}`).join(', ');
   const seq = input.microBatch >= 1 ? fittingSeqLen(input, budget) : undefined;
   const batch = fittingMicroBatch(input, budget);
   const advice: string[] = [];
@@ -81,6 +82,15 @@ export function checkMemoryPlan(input: MemoryPlanInput, what: string, budget = m
   if (input.microBatch > 1 && seq === undefined) {
     const seq1 = fittingSeqLen({ ...input, microBatch: 1 }, budget);
     if (seq1 !== undefined) advice.push(`micro_batch_size 1 with max_seq_len ${seq1}`);
+  }
+  if (advice.length === 0 && input.lora.r > 1) {
+    // The optimizer step and the adapter's state scale with the rank, not the sequence.
+    for (let r = input.lora.r >> 1; r >= 1; r >>= 1) {
+      if (overBudget(planMemory({ ...input, lora: { ...input.lora, r } }), budget) === undefined) {
+        advice.push(`lora.r: ${r} (at max_seq_len ${plan.seqLen}, micro_batch_size ${input.microBatch})`);
+        break;
+      }
+    }
   }
   if (!input.gradientCheckpointing) {
     const withCkpt = planMemory({ ...input, gradientCheckpointing: true });
