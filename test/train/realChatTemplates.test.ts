@@ -151,6 +151,8 @@ for (const c of CASES) {
       assert.deepEqual([...ex.ids.slice(0, c.firstIds.length)], c.firstIds);
       assert.notEqual(ex.ids[c.firstIds.length], ex.ids[0], 'never two BOS');
       assert.deepEqual(trainedRuns(ex.ids, ex.mask), REPLIES.map((r) => c.turn(base, r)));
+      // Generation from a chat prompt also stops on the template's end-of-turn token.
+      assert.deepEqual(chat.endOfTurnIds(), c.turn(base, 'x').slice(-1));
       // The turn's end is one of the model's EOS ids here, so nothing is appended.
       assert.equal(ex.ids.length, ids(base, text).length);
     });

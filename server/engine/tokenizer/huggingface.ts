@@ -117,8 +117,14 @@ export class HuggingFaceTokenizer implements Tokenizer {
     if (eosId === undefined) {
       throw new ModelFormatError(configFile, 'names no eos_token in the vocabulary, and config.json has no eos_token_id');
     }
+    // What tokenizer.json's post-processor puts before a text is what the model was fed.
+    const plain = tokenizer.encode('a', { add_special_tokens: false }).ids;
+    const framed = tokenizer.encode('a', { add_special_tokens: true }).ids;
+    const leading = framed.length > plain.length && framed[0] !== plain[0] ? framed[0] : undefined;
     const namedBos = idOf('bos_token');
-    const bosId = namedBos ?? configId(modelConfig.bos_token_id) ?? eosId;
+    const bosId = namedBos ?? configId(modelConfig.bos_token_id) ?? leading ?? eosId;
+    // transformers' Llama/Gemma tokenizers rebuild the post-processor from add_bos_token.
+    const addsBos = typeof config.add_bos_token === 'boolean' && namedBos !== undefined ? config.add_bos_token : leading !== undefined;
     let maxId = -1;
     for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
     const generationFile = join(dir, 'generation_config.json');
@@ -126,14 +132,9 @@ export class HuggingFaceTokenizer implements Tokenizer {
     // config.json's order first: it is what a re-saved config.json writes back.
     const eosIds = [...new Set([...idList(modelConfig.eos_token_id), ...idList(generation.eos_token_id), eosId])]
       .filter((id) => id <= maxId);
-    // transformers' Llama/Gemma tokenizers rebuild the post-processor from add_bos_token;
-    // otherwise what tokenizer.json's post-processor puts first is what the model was fed.
-    const withSpecial = tokenizer.encode('a', { add_special_tokens: true }).ids;
-    const fromPostProcessor = namedBos !== undefined && withSpecial[0] === namedBos;
-    const addsBos = namedBos !== undefined && (typeof config.add_bos_token === 'boolean' ? config.add_bos_token : fromPostProcessor);
     return new HuggingFaceTokenizer(dir, tokenizer, {
       vocabSize: maxId + 1, bosId, eosId, eosIds, addsBos,
-      bosToken: namedBos === undefined ? undefined : tokenText(config.bos_token),
+      bosToken: namedBos !== undefined ? tokenText(config.bos_token) : addsBos ? tokenizer.id_to_token(bosId) : undefined,
       eosToken: tokenText(config.eos_token) ?? tokenizer.id_to_token(eosId) ?? undefined,
       chatTemplate: chatTemplateOf(config, dir),
     });

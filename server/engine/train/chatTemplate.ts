@@ -119,7 +119,12 @@ export class ChatRenderer {
    * where a model's EOS is another token, generation from a chat prompt stops on these too.
    */
   endOfTurnIds(): number[] {
-    const rendered = this.render([{ role: 'user', content: 'hi' }, { role: 'assistant', content: MARKERS[0] }], false);
+    let rendered: string;
+    try {
+      rendered = this.render([{ role: 'user', content: 'hi' }, { role: 'assistant', content: MARKERS[0] }], false);
+    } catch {
+      return []; // a template that refuses this conversation (one that wants a system turn first, say)
+    }
     const at = rendered.lastIndexOf(MARKERS[0]);
     const close = at < 0 ? '' : rendered.slice(at + MARKERS[0].length).trim();
     return close === '' ? [] : this.encodeText(close);
