@@ -21,6 +21,7 @@
 // reports why and the engine keeps its wasm kernels. QLORA_NATIVE=0 turns it off.
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+export type { GraphSpec } from './onnxGraph';
 
 interface OrtTensorCtor { new (type: 'float32', data: Float32Array, dims: readonly number[]): unknown }
 interface OrtSession {
@@ -39,6 +40,13 @@ export interface NativeProvider {
    */
   matMul(a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[],
     transposeA: boolean, transposeB: boolean, out: Float32Array, outShape: readonly number[]): void;
+  /**
+   * Runs a small graph (built once per key) on float32 inputs and writes its outputs into
+   * the given arrays; scalars are inputs of dims []. For the fused ops' exp-heavy kernels,
+   * which MLAS vectorizes (Sigmoid, Softmax) and JavaScript cannot.
+   */
+  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array, readonly number[]]>,
+    outputs: Record<string, [Float32Array, readonly number[]]>): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
 }
@@ -95,7 +103,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     return s;
   };
   const runOptions = {};
-  const provider: NativeProvider = {
+  const provider = {
     label: `ORT MLAS, ${threads} thread${threads === 1 ? '' : 's'}`,
     threads,
     calls: 0,
@@ -106,6 +114,14 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
       s.run({ a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
         { y: new Tensor('float32', out, outShape) }, runOptions);
     },
+  } as NativeProvider;
+  provider.runGraph = (key, graph, inputs, outputs) => {
+    const s = session(key, graph);
+    provider.calls++;
+    const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
+    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor('float32', d, dims);
+    for (const [n, [d, dims]] of Object.entries(outputs)) fetches[n] = new Tensor('float32', d, dims);
+    s.run(feeds, fetches, runOptions);
   };
   try {
     selfTest(provider);
