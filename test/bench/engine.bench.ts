@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { tf } from '../../server/engine/tf';
 import { initBackend } from '../../server/engine/backend';
-import { setNativeKernels } from '../../server/engine/kernels/nativeBatchMatMul';
+import { activeNativeProvider, setNativeKernels } from '../../server/engine/kernels/nativeBatchMatMul';
 import { setFusedOps } from '../../server/engine/ops';
 import { LlamaModel } from '../../server/engine/model/llama';
 import { LoraAdapter } from '../../server/engine/lora/adapter';
@@ -70,9 +70,11 @@ async function ours(): Promise<{ contenders: Contender[]; device: string; flops:
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };
-  const make = (label: string, fast: boolean): Contender => {
+  const provider = activeNativeProvider();
+  const cores = provider?.threads ?? 1;
+  const make = (label: string, fast: boolean, threads = cores): Contender => {
     const samples: Samples = { wall: [], cpu: [] };
-    const set = () => { setNativeKernels(fast); setFusedOps(fast); };
+    const set = () => { setNativeKernels(fast); setFusedOps(fast); provider?.setThreads(threads); };
     set();
     step(); // warm-up: sessions created, XNNPACK operators packed
     const c: Contender = {
@@ -90,12 +92,16 @@ async function ours(): Promise<{ contenders: Contender[]; device: string; flops:
     };
     return c;
   };
-  const native = info.device.includes('native GEMM');
-  const contenders = [make(native ? 'ours (native GEMM + fused ops)' : 'ours (fused ops; no native GEMM)', true), make('ours on plain wasm (before)', false)];
+  const contenders = provider
+    ? [make(`ours (native GEMM, ${cores} threads, fused ops)`, true), make('ours (native GEMM, 1 thread, fused ops)', true, 1)]
+    : [make('ours (fused ops; no native GEMM)', true)];
+  contenders.push(make('ours on plain wasm (before)', false));
   for (const [k, c] of contenders.entries()) {
-    setNativeKernels(k === 0); setFusedOps(k === 0);
+    const fast = k < contenders.length - 1;
+    setNativeKernels(fast); setFusedOps(fast);
     c.kernels = (await tf.profile(() => { step(); })).kernels.length;
   }
+  provider?.setThreads(cores);
   return { contenders, device: info.device, flops: stepFlops(config, B, T, 16),
     dispose: () => { tf.dispose([ids, tg, w]); model.dispose(); setNativeKernels(true); setFusedOps(true); } };
 }

@@ -34,6 +34,8 @@ export interface NativeProvider {
   /** In words, for the backend report: "ORT MLAS, 2 threads". */
   readonly label: string;
   readonly threads: number;
+  /** Intra-op threads from now on (sessions are kept per thread count). */
+  setThreads(n: number): void;
   /**
    * out = op(a) @ op(b) with numpy-style broadcasting over the batch dimensions, op = the
    * transpose of the last two axes where asked. `out` must hold the broadcast result.
@@ -83,30 +85,37 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   } catch (e) {
     return { ok: false, why: `onnxruntime-node did not load (${firstLine((e as Error).message)})` };
   }
-  const sessionOptions = {
+  const sessionOptions = (threads: number) => ({
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     enableCpuMemArena: true,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
+  });
   const sessions = new Map<string, OrtSession>();
-  const session = (key: string, graph: () => GraphSpec): OrtSession => {
+  const session = (kind: string, graph: () => GraphSpec): OrtSession => {
+    const key = `${provider.threads}:${kind}`;
     let s = sessions.get(key);
     if (!s) {
       s = new ort.binding.InferenceSession();
       const bytes = encodeModel(graph());
-      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions);
+      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions(provider.threads));
       sessions.set(key, s);
     }
     return s;
   };
+  const labelOf = (n: number) => `ORT MLAS, ${n} thread${n === 1 ? '' : 's'}`;
   const runOptions = {};
   const provider = {
-    label: `ORT MLAS, ${threads} thread${threads === 1 ? '' : 's'}`,
+    label: labelOf(threads),
     threads,
     calls: 0,
+    setThreads(n: number) {
+      if (!Number.isInteger(n) || n < 1) throw new Error(`native provider: threads must be a whole number >= 1, got ${n}`);
+      provider.threads = n;
+      provider.label = labelOf(n);
+    },
     matMul(a, aShape, b, bShape, transposeA, transposeB, out, outShape) {
       const key = `mm${aShape.length}${bShape.length}${+transposeA}${+transposeB}`;
       const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB));
@@ -114,7 +123,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
       s.run({ a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
         { y: new Tensor('float32', out, outShape) }, runOptions);
     },
-  } as NativeProvider;
+  } as { -readonly [K in keyof NativeProvider]: NativeProvider[K] };
   provider.runGraph = (key, graph, inputs, outputs) => {
     const s = session(key, graph);
     provider.calls++;
@@ -128,7 +137,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   } catch (e) {
     return { ok: false, why: `its self-test failed (${firstLine((e as Error).message)})` };
   }
-  return { ok: true, provider };
+  return { ok: true, provider: provider as NativeProvider };
 }
 
 /** FusedMatMul (com.microsoft): MatMul with transA/transB taken inside MLAS's packing, batched. */
