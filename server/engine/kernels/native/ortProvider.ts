@@ -94,13 +94,13 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   });
   const sessions = new Map<string, OrtSession>();
-  const session = (kind: string, graph: () => GraphSpec): OrtSession => {
-    const key = `${provider.threads}:${kind}`;
+  const session = (kind: string, graph: () => GraphSpec, threads = provider.threads): OrtSession => {
+    const key = `${threads}:${kind}`;
     let s = sessions.get(key);
     if (!s) {
       s = new ort.binding.InferenceSession();
       const bytes = encodeModel(graph());
-      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions(provider.threads));
+      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions(threads));
       sessions.set(key, s);
     }
     return s;
@@ -118,7 +118,10 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     },
     matMul(a, aShape, b, bShape, transposeA, transposeB, out, outShape) {
       const key = `mm${aShape.length}${bShape.length}${+transposeA}${+transposeB}`;
-      const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB));
+      const ra = aShape.length;
+      const flops = 2 * outShape.reduce((p, d) => p * d, 1) * (transposeA ? aShape[ra - 2] : aShape[ra - 1]);
+      const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB),
+        flops < SMALL_PRODUCT_FLOPS ? 1 : provider.threads);
       provider.calls++;
       s.run({ a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
         { y: new Tensor('float32', out, outShape) }, runOptions);
@@ -139,6 +142,11 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   }
   return { ok: true, provider: provider as NativeProvider };
 }
+
+// Products below this many FLOPs (LoRA's rank-r products: at most 2*256*16*1376 = 11M on
+// the benchmark shape) run on one thread: waking a second thread costs more than it saves,
+// and on a loaded machine the wait for it dominates.
+const SMALL_PRODUCT_FLOPS = 16e6;
 
 /** FusedMatMul (com.microsoft): MatMul with transA/transB taken inside MLAS's packing, batched. */
 function matMulGraph(rankA: number, rankB: number, rankY: number, transA: boolean, transB: boolean): GraphSpec {
