@@ -1,12 +1,20 @@
-// Forward + backward time of a Llama-shaped layer stack (NF4 base, LoRA on all seven
-// projections) on each backend available here, with achieved GFLOP/s and the measured
-// resident bytes per quantized parameter. Prints a table; asserts nothing.
-//   node --import tsx test/bench/engine.bench.ts [--layers 2] [--seq 256] [--steps 3]
+// Our training step against the PyTorch peer (peer_torch.py), side by side in one run:
+// 2 Llama layers (dim 512, MLP 1376), NF4 + double quant base, LoRA r 16 on all seven
+// projections, forward + backward. Rounds are interleaved (ours, ours on plain wasm,
+// torch as shipped, torch with OpenBLAS's SkylakeX kernels, then again), so that load
+// from other work on the machine falls on every contender alike; each reports the min
+// and median per step of wall time and of CPU time (all threads of the process). On a
+// shared machine CPU time is the figure to compare. Also prints kernels per step.
+// Asserts nothing.
+//   node --import tsx test/bench/engine.bench.ts [--layers 2] [--seq 256] [--rounds 5] [--steps 2]
 import { parseArgs } from 'node:util';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { tf } from '../../server/engine/tf';
 import { initBackend } from '../../server/engine/backend';
+import { activeNativeProvider, setNativeKernels } from '../../server/engine/kernels/nativeBatchMatMul';
+import { setFusedOps } from '../../server/engine/ops';
 import { LlamaModel } from '../../server/engine/model/llama';
 import { LoraAdapter } from '../../server/engine/lora/adapter';
 import { LINEAR_MODULES, linearShape, type LlamaConfig } from '../../server/engine/model/config';
@@ -15,9 +23,9 @@ import { randomLlama } from '../helpers/reference';
 
 const { values: a } = parseArgs({ options: {
   layers: { type: 'string', default: '2' }, seq: { type: 'string', default: '256' }, batch: { type: 'string', default: '1' },
-  steps: { type: 'string', default: '3' }, backends: { type: 'string', default: 'wasm,cpu,tensorflow' },
+  rounds: { type: 'string', default: '5' }, steps: { type: 'string', default: '2' },
 } });
-const layers = Number(a.layers), T = Number(a.seq), B = Number(a.batch), steps = Number(a.steps);
+const layers = Number(a.layers), T = Number(a.seq), B = Number(a.batch), rounds = Number(a.rounds), steps = Number(a.steps);
 
 const shape: Partial<LlamaConfig> = {
   hiddenSize: 512, numHeads: 8, numKvHeads: 8, headDim: 64, intermediateSize: 1376, numLayers: layers,
@@ -40,28 +48,14 @@ export function stepFlops(c: LlamaConfig, B: number, T: number, r: number): numb
   return f;
 }
 
-/** GFLOP/s of a plain 1024x1024 float32 matMul on the current backend: the machine's ceiling for us. */
-function matmulRate(): number {
-  const a = tf.randomNormal([1024, 1024]), b = tf.randomNormal([1024, 1024]);
-  tf.matMul(a, b).dispose();
-  const outs: tf.Tensor[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < 5; i++) { const c = tf.matMul(a, b); c.dataSync(); outs.push(c); }
-  const ms = (performance.now() - t0) / 5;
-  tf.dispose([a, b, ...outs]);
-  return (2 * 1024 ** 3) / (ms * 1e6);
-}
+interface Samples { wall: number[]; cpu: number[] }
+interface Contender { label: string; samples: Samples; kernels?: number; run(n: number): Promise<void> }
 
-const results: Record<string, { tokensPerSec: number; ceiling: number; gflops: number }> = {};
+const median = (xs: number[]) => { const s = [...xs].sort((p, q) => p - q); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const min = (xs: number[]) => Math.min(...xs);
 
-async function run(backend: 'wasm' | 'cpu' | 'tensorflow') {
-  let info;
-  try {
-    info = await initBackend(backend);
-  } catch (e) {
-    console.log(`| ${backend.padEnd(10)} | not available: ${(e as Error).message.split('.')[0]} |`);
-    return;
-  }
+async function ours(): Promise<{ contenders: Contender[]; device: string; flops: number; dispose(): void }> {
+  const info = await initBackend('wasm');
   const { config, weights } = randomLlama(11, shape);
   const model = LlamaModel.fromLoaded({ dir: 'bench', format: 'huggingface', config, weights, tokenizer: undefined as never },
     { quantization: 'nf4', blockSize: 64, doubleQuant: true });
@@ -76,50 +70,111 @@ async function run(backend: 'wasm' | 'cpu' | 'tensorflow') {
     value.dataSync();
     tf.dispose([value, ...Object.values(grads)]);
   };
-  const nSteps = backend === 'cpu' ? 1 : steps;
-  step(); // warm-up: kernels compiled, XNNPACK operators created
-  const t0 = performance.now();
-  for (let i = 0; i < nSteps; i++) step();
-  const ms = (performance.now() - t0) / nSteps;
-  const gflops = stepFlops(config, B, T, 16) / (ms * 1e6);
-  const rb = model.residentBytes();
-  results[backend] = { tokensPerSec: (B * T) / ms * 1000, ceiling: backend === 'cpu' ? NaN : matmulRate(), gflops };
-  console.log(`| ${backend.padEnd(10)} | ${info.device.padEnd(26)} | ${ms.toFixed(0).padStart(8)} | ${(B * T / ms * 1000).toFixed(0).padStart(8)} | ` +
-    `${gflops.toFixed(2).padStart(7)} | ${(rb.projections / rb.projectionParams).toFixed(4)} |`);
-  tf.dispose([ids, tg, w]);
-  model.dispose();
+  const provider = activeNativeProvider();
+  const cores = provider?.threads ?? 1;
+  const make = (label: string, fast: boolean, threads = cores): Contender => {
+    const samples: Samples = { wall: [], cpu: [] };
+    const set = () => { setNativeKernels(fast); setFusedOps(fast); provider?.setThreads(threads); };
+    set();
+    step(); // warm-up: sessions created, XNNPACK operators packed
+    const c: Contender = {
+      label, samples,
+      async run(n) {
+        set();
+        for (let i = 0; i < n; i++) {
+          const c0 = process.cpuUsage(), t0 = performance.now();
+          step();
+          const cu = process.cpuUsage(c0);
+          samples.wall.push(performance.now() - t0);
+          samples.cpu.push((cu.user + cu.system) / 1000);
+        }
+      },
+    };
+    return c;
+  };
+  const contenders = provider
+    ? [make(`ours (native GEMM, ${cores} threads, fused ops)`, true), make('ours (native GEMM, 1 thread, fused ops)', true, 1)]
+    : [make('ours (fused ops; no native GEMM)', true)];
+  contenders.push(make('ours on plain wasm (before)', false));
+  for (const [k, c] of contenders.entries()) {
+    const fast = k < contenders.length - 1;
+    setNativeKernels(fast); setFusedOps(fast);
+    c.kernels = (await tf.profile(() => { step(); })).kernels.length;
+  }
+  provider?.setThreads(cores);
+  return { contenders, device: info.device, flops: stepFlops(config, B, T, 16),
+    dispose: () => { tf.dispose([ids, tg, w]); model.dispose(); setNativeKernels(true); setFusedOps(true); } };
+}
+
+/** A peer process that stays up between rounds: one JSON line per request. */
+async function peer(label: string, python: string, env: Record<string, string>): Promise<Contender & { info: Record<string, unknown>; close(): void } | string> {
+  const child: ChildProcessWithoutNullStreams = spawn(python, [join(__dirname, 'peer_torch.py'), String(layers), String(T), String(B), '1', '--serve'],
+    { env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const lines = createInterface({ input: child.stdout });
+  const iter = lines[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const r = await iter.next();
+    if (r.done) throw new Error(`the peer exited: ${stderr.trim().split('\n').pop()}`);
+    return JSON.parse(r.value);
+  };
+  let info: Record<string, unknown>;
+  try {
+    info = await next();
+  } catch (e) {
+    child.kill();
+    return (e as Error).message;
+  }
+  const samples: Samples = { wall: [], cpu: [] };
+  return {
+    label, samples, info,
+    async run(n) {
+      child.stdin.write(`${n}\n`);
+      const r = await next() as { wallMs: number[]; cpuMs: number[] };
+      samples.wall.push(...r.wallMs);
+      samples.cpu.push(...r.cpuMs);
+    },
+    close() { child.stdin.end(); },
+  };
 }
 
 (async () => {
-  console.log(`\nEngine: ${layers} Llama layers, dim 512, 8 heads, MLP 1376, batch ${B} x seq ${T}, NF4 + double quant, LoRA r 16 on all seven projections`);
-  console.log('| backend    | device                     | ms/step  | tokens/s | GFLOP/s | bytes/param |');
-  console.log('|------------|----------------------------|----------|----------|---------|-------------|');
-  for (const b of a.backends!.split(',')) await run(b as 'wasm' | 'cpu' | 'tensorflow');
-  peer();
-})();
-
-/** The same math in PyTorch on the CPU (Debian's python3-torch), as shipped and with OpenBLAS's SkylakeX kernels. */
-function peer() {
-  const script = join(__dirname, 'peer_torch.py');
+  console.log(`\nEngine vs PyTorch: ${layers} Llama layers, dim 512, 8 heads, MLP 1376, batch ${B} x seq ${T}, NF4 + double quant, ` +
+    `LoRA r 16 on all seven projections; ${rounds} interleaved rounds of ${steps} steps each`);
+  const o = await ours();
+  console.log(`ours: ${o.device}`);
+  const contenders: Contender[] = [...o.contenders];
+  const closers: (() => void)[] = [];
   const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
-  console.log('\nPeer: PyTorch on the CPU, same shapes, NF4 dequantize in plain PyTorch + LoRA, forward + backward');
   if (!python) {
-    console.log('  PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch libopenblas0-pthread` (Debian; without OpenBLAS its torch runs the reference BLAS), then `npm run bench` again.');
-    return;
+    console.log('peer: PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch libopenblas0-pthread` ' +
+      '(Debian; without OpenBLAS its torch runs the reference BLAS), then `npm run bench` again.');
+  } else {
+    const shipped = process.env.OPENBLAS_CORETYPE ? `torch as shipped (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE})` : 'torch as shipped';
+    for (const [label, env] of [[shipped, {}], ['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] as const) {
+      const p = await peer(label, python, env);
+      if (typeof p === 'string') { console.log(`peer ${label}: failed: ${p}`); continue; }
+      console.log(`peer ${label}: torch ${p.info.torch}, ${p.info.threads} thread(s), BLAS ${p.info.blas}`);
+      contenders.push(p);
+      closers.push(p.close);
+    }
   }
-  const ours = results.wasm;
-  let peerBlas = 'unknown';
-  console.log('| peer                          | ms/step | tokens/s | matmul GFLOP/s | ours (wasm) / peer tokens/s | ours / ceiling | peer / ceiling |');
-  console.log('|-------------------------------|---------|----------|----------------|-----------------------------|----------------|----------------|');
-  for (const [label, env] of [['torch as shipped', {}], ['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] as const) {
-    const r = spawnSync(python, [script, String(layers), String(T), String(B), String(steps)], { encoding: 'utf8', env: { ...process.env, ...env } });
-    if (r.status !== 0) { console.log(`| ${label} | failed: ${r.stderr.trim().split('\n').pop()} |`); continue; }
-    const p = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    peerBlas = p.blas;
-    const peerFlops = stepFlops({ ...randomLlama(0, shape).config }, B, T, 16) / (p.msPerStep * 1e6);
-    console.log(`| ${label.padEnd(29)} | ${p.msPerStep.toFixed(0).padStart(7)} | ${p.tokensPerSec.toFixed(0).padStart(8)} | ` +
-      `${p.matmulGflops.toFixed(1).padStart(14)} | ${ours ? (ours.tokensPerSec / p.tokensPerSec).toFixed(2).padStart(27) : 'n/a'.padStart(27)} | ` +
-      `${ours ? (ours.gflops / ours.ceiling).toFixed(2).padStart(14) : 'n/a'} | ${(peerFlops / p.matmulGflops).toFixed(2).padStart(14)} |`);
+  for (let r = 0; r < rounds; r++) for (const c of contenders) await c.run(steps);
+  closers.forEach((c) => c());
+  o.dispose();
+
+  const base = contenders[0];
+  const gflops = (ms: number) => o.flops / (ms * 1e6);
+  console.log('\n| contender                                   | wall ms min | wall ms median | CPU ms min | CPU ms median | GFLOP/s per CPU s | kernels/step | ours / this (CPU, median) | ours / this (wall, median) |');
+  console.log('|---------------------------------------------|-------------|----------------|------------|---------------|-------------------|--------------|---------------------------|----------------------------|');
+  for (const c of contenders) {
+    const s = c.samples;
+    console.log(`| ${c.label.padEnd(43)} | ${min(s.wall).toFixed(0).padStart(11)} | ${median(s.wall).toFixed(0).padStart(14)} | ` +
+      `${min(s.cpu).toFixed(0).padStart(10)} | ${median(s.cpu).toFixed(0).padStart(13)} | ${gflops(median(s.cpu)).toFixed(1).padStart(17)} | ` +
+      `${(c.kernels === undefined ? '-' : String(c.kernels)).padStart(12)} | ` +
+      `${(median(s.cpu) / median(base.samples.cpu)).toFixed(2).padStart(24)}x | ${(median(s.wall) / median(base.samples.wall)).toFixed(2).padStart(25)}x |`);
   }
-  if (ours) console.log(`(our wasm matmul ceiling: ${ours.ceiling.toFixed(1)} GFLOP/s, one thread; the peer's BLAS: ${peerBlas}, threads as it chose them)`);
-}
+  console.log('(ours / this = this contender\'s time per step over ours: above 1 means ours is faster. On a machine shared with other ' +
+    'work the wall times swing with the load; CPU time, summed over every thread of each process, is the figure to compare.)');
+})();

@@ -1,7 +1,11 @@
 """The PyTorch peer of engine.bench.ts: the same Llama layer stack, the same NF4
 dequantize (written in plain PyTorch: bitsandbytes is not available here) and LoRA
 forward + backward, the same batch and sequence length, on the CPU. Prints one JSON line.
-Usage: python3 peer_torch.py LAYERS SEQ BATCH STEPS"""
+Usage: python3 peer_torch.py LAYERS SEQ BATCH STEPS [--serve]
+With --serve it prints {"ready": ...} after the warm-up step, then for every line N read
+on stdin runs N steps and prints one JSON line of per-step wall and CPU milliseconds (CPU
+time of the whole process, all BLAS threads), so the benchmark can interleave its rounds
+with ours."""
 import json, math, sys, time
 import torch
 
@@ -92,11 +96,6 @@ def matmul_rate():
     return 2 * 1024 ** 3 * 10 / (time.perf_counter() - t) / 1e9
 
 
-step()
-t0 = time.perf_counter()
-for _ in range(steps):
-    step()
-ms = (time.perf_counter() - t0) / steps * 1000
 def blas_library():
     """The BLAS actually loaded: Debian's torch calls whatever libblas.so.3 the alternatives point at."""
     with open("/proc/self/maps") as f:
@@ -104,5 +103,21 @@ def blas_library():
     return ", ".join(sorted(libs)) or "unknown"
 
 
+step()
+if "--serve" in sys.argv:
+    print(json.dumps({"ready": True, "blas": blas_library(), "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        wall, cpu = [], []
+        for _ in range(int(line)):
+            w0, c0 = time.perf_counter(), time.process_time()
+            step()
+            wall.append((time.perf_counter() - w0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+        print(json.dumps({"wallMs": wall, "cpuMs": cpu}), flush=True)
+    sys.exit(0)
+t0 = time.perf_counter()
+for _ in range(steps):
+    step()
+ms = (time.perf_counter() - t0) / steps * 1000
 print(json.dumps({"blas": blas_library(), "msPerStep": ms, "tokensPerSec": B * T / ms * 1000, "threads": torch.get_num_threads(),
                   "matmulGflops": matmul_rate(), "torch": torch.__version__}))

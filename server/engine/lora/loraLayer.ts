@@ -37,7 +37,8 @@ export class LoraLayer {
   delta(x: tf.Tensor2D, dropoutSeed?: number): tf.Tensor2D {
     const xd = dropoutSeed !== undefined && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, dropoutSeed) : x;
     const h = tf.matMul(xd as tf.Tensor2D, this.A, false, true); // (N, r)
-    return tf.mul(tf.matMul(h, this.B, false, true), this.scaling); // (N, out)
+    // Scaled at rank r, not at the output width: one pass over (N, r) instead of (N, out).
+    return tf.matMul(tf.mul(h, this.scaling), this.B, false, true); // (N, out)
   }
 
   dispose(): void {

@@ -4,6 +4,8 @@
 // backend (views on the wasm heap, no copies). Other backends (tensorflow, webgpu) have
 // no such kernel and the ops take their composite form (same math in tfjs ops).
 import { tf } from '../tf';
+import { activeNativeProvider } from '../kernels/nativeBatchMatMul';
+import type { NativeProvider } from '../kernels/native/ortProvider';
 
 export type HostCompute = (inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[]) => void;
 
@@ -14,6 +16,11 @@ export interface HostKernelSpec {
   /** Output shapes from the input shapes. */
   outputShapes(shapes: number[][], attrs: Record<string, number>): number[][];
   compute: HostCompute;
+  /**
+   * The same kernel on the native provider, where it runs (wasm backend): for work that is
+   * mostly exp, which MLAS vectorizes and a JavaScript loop does at ~20 ns a value.
+   */
+  native?: (p: NativeProvider, inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[], outShapes: number[][]) => void;
 }
 
 interface CpuBackendLike {
@@ -27,6 +34,7 @@ interface WasmBackendLike {
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 let fused = true;
+let nativeFused = true;
 
 /** Registers the kernel for cpu and wasm (idempotent). */
 export function registerHostKernel(spec: HostKernelSpec): void {
@@ -52,7 +60,10 @@ function runHost(spec: HostKernelSpec, backendName: 'cpu' | 'wasm', args: Parame
     outInfos = outShapes.map((s) => wasm.makeOutput(s, 'float32'));
     // Views after every allocation: growing the heap detaches older views.
     const ins = infos.map((i) => wasm.typedArrayFromHeap(i) as Float32Array);
-    spec.compute(ins, shapes, attrs, outInfos.map((o) => wasm.typedArrayFromHeap(o) as Float32Array));
+    const outs = outInfos.map((o) => wasm.typedArrayFromHeap(o) as Float32Array);
+    const p = nativeFused && spec.native && activeNativeProvider();
+    if (p) spec.native!(p, ins, shapes, attrs, outs, outShapes);
+    else spec.compute(ins, shapes, attrs, outs);
   } else {
     const cpu = args.backend as unknown as CpuBackendLike;
     const ins = infos.map((i) => cpu.data.get(i.dataId).values as Float32Array);
@@ -71,6 +82,11 @@ export function fusedHere(name: string): boolean {
 /** Switches the fused kernels off (composite tfjs ops instead), for tests comparing both paths. */
 export function setFusedOps(on: boolean): void {
   fused = on;
+}
+
+/** Lets the fused kernels that have a native form run it (default) or their JavaScript loops. */
+export function setNativeFusedOps(on: boolean): void {
+  nativeFused = on;
 }
 
 /** Runs a kernel registered above; one output or several. */

@@ -5,6 +5,8 @@
 // shaped (T, T) or (B, 1, T, T) as layers.attentionMask builds it, and not differentiated.
 import { tf } from '../tf';
 import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
+import { fastExp } from './fastExp';
+import { FLOAT } from '../kernels/native/onnxGraph';
 
 export const MASKED_SOFTMAX = 'QloraMaskedSoftmax';
 export const SOFTMAX_GRAD = 'QloraSoftmaxGrad';
@@ -27,14 +29,29 @@ registerHostKernel({
           let max = -Infinity;
           for (let k = 0; k < Tk; k++) { const v = s[o + k] * scale + mask[m + k]; p[o + k] = v; if (v > max) max = v; }
           let sum = 0;
-          for (let k = 0; k < Tk; k++) { const e = Math.exp(p[o + k] - max); p[o + k] = e; sum += e; }
+          for (let k = 0; k < Tk; k++) { const e = fastExp(p[o + k] - max); p[o + k] = e; sum += e; }
           const inv = 1 / sum;
           for (let k = 0; k < Tk; k++) p[o + k] *= inv;
         }
       }
     }
   },
+  native: (prov, [s, mask], [shape, maskShape], { scale }, [p]) => {
+    const r = maskShape.length;
+    prov.runGraph(`maskedSoftmax${r}`, () => ({
+      nodes: [
+        { opType: 'Mul', inputs: ['s', 'scale'], outputs: ['t'] },
+        { opType: 'Add', inputs: ['t', 'mask'], outputs: ['u'] },
+        { opType: 'Softmax', inputs: ['u'], outputs: ['p'], attrs: [{ name: 'axis', i: 3 }] },
+      ],
+      inputs: [dims4('s'), { name: 'mask', elemType: FLOAT, dims: r === 2 ? ['q', 'k'] : ['mb', 'one', 'q', 'k'] }, scalar('scale')],
+      outputs: [dims4('p')],
+    }), { s: [s, shape], mask: [mask, maskShape], scale: [new Float32Array([scale]), []] }, { p: [p, shape] });
+  },
 });
+
+const dims4 = (name: string) => ({ name, elemType: FLOAT, dims: ['b', 'h', 'q', 'k'] });
+const scalar = (name: string) => ({ name, elemType: FLOAT, dims: [] as string[] });
 
 registerHostKernel({
   name: SOFTMAX_GRAD,
@@ -48,6 +65,24 @@ registerHostKernel({
       for (let k = 0; k < Tk; k++) dot += dp[o + k] * p[o + k];
       for (let k = 0; k < Tk; k++) ds[o + k] = scale * p[o + k] * (dp[o + k] - dot);
     }
+  },
+  // sum over the last axis as ReduceMean (axes an attribute in opset 17) times its length.
+  native: (prov, [dp, p], [, shape], { scale }, [ds]) => {
+    const rank = shape.length;
+    prov.runGraph(`softmaxGrad${rank}`, () => ({
+      nodes: [
+        { opType: 'Mul', inputs: ['dp', 'p'], outputs: ['t'] },
+        { opType: 'ReduceMean', inputs: ['t'], outputs: ['m'], attrs: [{ name: 'axes', ints: [rank - 1] }, { name: 'keepdims', i: 1 }] },
+        { opType: 'Mul', inputs: ['m', 'len'], outputs: ['dot'] },
+        { opType: 'Sub', inputs: ['dp', 'dot'], outputs: ['d'] },
+        { opType: 'Mul', inputs: ['p', 'd'], outputs: ['e'] },
+        { opType: 'Mul', inputs: ['e', 'scale'], outputs: ['ds'] },
+      ],
+      inputs: [{ name: 'dp', elemType: FLOAT, dims: shape.map((_, i) => `d${i}`) }, { name: 'p', elemType: FLOAT, dims: shape.map((_, i) => `d${i}`) },
+        scalar('len'), scalar('scale')],
+      outputs: [{ name: 'ds', elemType: FLOAT, dims: shape.map((_, i) => `d${i}`) }],
+    }), { dp: [dp, shape], p: [p, shape], len: [new Float32Array([shape[rank - 1]]), []], scale: [new Float32Array([scale]), []] },
+    { ds: [ds, shape] });
   },
 });
 

@@ -4,6 +4,8 @@
 //   du = dy * silu(g),  dg = dy * u * s * (1 + g * (1 - s)),  s = sigmoid(g).
 import { tf } from '../tf';
 import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
+import { fastExp } from './fastExp';
+import { FLOAT } from '../kernels/native/onnxGraph';
 
 export const SWIGLU = 'QloraSwiGlu';
 export const SWIGLU_GRAD = 'QloraSwiGluGrad';
@@ -14,9 +16,25 @@ registerHostKernel({
   outputShapes: (s) => [s[0]],
   compute: ([g, u], shapes, _a, [y]) => {
     sameShape(shapes);
-    for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+    for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + fastExp(-g[i]))) * u[i];
+  },
+  native: (p, [g, u], shapes, _a, [y]) => {
+    sameShape(shapes);
+    const n = [g.length];
+    p.runGraph('swiglu', () => ({
+      nodes: [
+        { opType: 'Sigmoid', inputs: ['g'], outputs: ['s'] },
+        { opType: 'Mul', inputs: ['g', 's'], outputs: ['silu'] },
+        { opType: 'Mul', inputs: ['silu', 'u'], outputs: ['y'] },
+      ],
+      inputs: [flat('g'), flat('u')],
+      outputs: [flat('y')],
+    }), { g: [g, n], u: [u, n] }, { y: [y, n] });
   },
 });
+
+const flat = (name: string) => ({ name, elemType: FLOAT, dims: ['n'] });
+const ONE = new Float32Array([1]);
 
 registerHostKernel({
   name: SWIGLU_GRAD,
@@ -24,10 +42,28 @@ registerHostKernel({
   outputShapes: (s) => [s[1], s[2]],
   compute: ([dy, g, u], _s, _a, [dg, du]) => {
     for (let i = 0; i < g.length; i++) {
-      const s = 1 / (1 + Math.exp(-g[i]));
+      const s = 1 / (1 + fastExp(-g[i]));
       du[i] = dy[i] * g[i] * s;
       dg[i] = dy[i] * u[i] * s * (1 + g[i] * (1 - s));
     }
+  },
+  // 1 + g (1 - s) written as 1 + g - silu.
+  native: (p, [dy, g, u], _s, _a, [dg, du]) => {
+    const n = [g.length];
+    p.runGraph('swigluGrad', () => ({
+      nodes: [
+        { opType: 'Sigmoid', inputs: ['g'], outputs: ['s'] },
+        { opType: 'Mul', inputs: ['g', 's'], outputs: ['silu'] },
+        { opType: 'Mul', inputs: ['dy', 'silu'], outputs: ['du'] },
+        { opType: 'Sub', inputs: ['g', 'silu'], outputs: ['t1'] },
+        { opType: 'Add', inputs: ['t1', 'one'], outputs: ['t2'] },
+        { opType: 'Mul', inputs: ['s', 't2'], outputs: ['t3'] },
+        { opType: 'Mul', inputs: ['dy', 'u'], outputs: ['t4'] },
+        { opType: 'Mul', inputs: ['t4', 't3'], outputs: ['dg'] },
+      ],
+      inputs: [flat('dy'), flat('g'), flat('u'), { name: 'one', elemType: FLOAT, dims: [] }],
+      outputs: [flat('dg'), flat('du')],
+    }), { dy: [dy, n], g: [g, n], u: [u, n], one: [ONE, []] }, { dg: [dg, n], du: [du, n] });
   },
 });
 

@@ -21,6 +21,7 @@
 // reports why and the engine keeps its wasm kernels. QLORA_NATIVE=0 turns it off.
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+export type { GraphSpec } from './onnxGraph';
 
 interface OrtTensorCtor { new (type: 'float32', data: Float32Array, dims: readonly number[]): unknown }
 interface OrtSession {
@@ -33,12 +34,21 @@ export interface NativeProvider {
   /** In words, for the backend report: "ORT MLAS, 2 threads". */
   readonly label: string;
   readonly threads: number;
+  /** Intra-op threads from now on (sessions are kept per thread count). */
+  setThreads(n: number): void;
   /**
    * out = op(a) @ op(b) with numpy-style broadcasting over the batch dimensions, op = the
    * transpose of the last two axes where asked. `out` must hold the broadcast result.
    */
   matMul(a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[],
     transposeA: boolean, transposeB: boolean, out: Float32Array, outShape: readonly number[]): void;
+  /**
+   * Runs a small graph (built once per key) on float32 inputs and writes its outputs into
+   * the given arrays; scalars are inputs of dims []. For the fused ops' exp-heavy kernels,
+   * which MLAS vectorizes (Sigmoid, Softmax) and JavaScript cannot.
+   */
+  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array, readonly number[]]>,
+    outputs: Record<string, [Float32Array, readonly number[]]>): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
 }
@@ -75,45 +85,68 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   } catch (e) {
     return { ok: false, why: `onnxruntime-node did not load (${firstLine((e as Error).message)})` };
   }
-  const sessionOptions = {
+  const sessionOptions = (threads: number) => ({
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     enableCpuMemArena: true,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
+  });
   const sessions = new Map<string, OrtSession>();
-  const session = (key: string, graph: () => GraphSpec): OrtSession => {
+  const session = (kind: string, graph: () => GraphSpec, threads = provider.threads): OrtSession => {
+    const key = `${threads}:${kind}`;
     let s = sessions.get(key);
     if (!s) {
       s = new ort.binding.InferenceSession();
       const bytes = encodeModel(graph());
-      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions);
+      s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions(threads));
       sessions.set(key, s);
     }
     return s;
   };
+  const labelOf = (n: number) => `ORT MLAS, ${n} thread${n === 1 ? '' : 's'}`;
   const runOptions = {};
-  const provider: NativeProvider = {
-    label: `ORT MLAS, ${threads} thread${threads === 1 ? '' : 's'}`,
+  const provider = {
+    label: labelOf(threads),
     threads,
     calls: 0,
+    setThreads(n: number) {
+      if (!Number.isInteger(n) || n < 1) throw new Error(`native provider: threads must be a whole number >= 1, got ${n}`);
+      provider.threads = n;
+      provider.label = labelOf(n);
+    },
     matMul(a, aShape, b, bShape, transposeA, transposeB, out, outShape) {
       const key = `mm${aShape.length}${bShape.length}${+transposeA}${+transposeB}`;
-      const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB));
+      const ra = aShape.length;
+      const flops = 2 * outShape.reduce((p, d) => p * d, 1) * (transposeA ? aShape[ra - 2] : aShape[ra - 1]);
+      const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB),
+        flops < SMALL_PRODUCT_FLOPS ? 1 : provider.threads);
       provider.calls++;
       s.run({ a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
         { y: new Tensor('float32', out, outShape) }, runOptions);
     },
+  } as { -readonly [K in keyof NativeProvider]: NativeProvider[K] };
+  provider.runGraph = (key, graph, inputs, outputs) => {
+    const s = session(key, graph);
+    provider.calls++;
+    const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
+    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor('float32', d, dims);
+    for (const [n, [d, dims]] of Object.entries(outputs)) fetches[n] = new Tensor('float32', d, dims);
+    s.run(feeds, fetches, runOptions);
   };
   try {
     selfTest(provider);
   } catch (e) {
     return { ok: false, why: `its self-test failed (${firstLine((e as Error).message)})` };
   }
-  return { ok: true, provider };
+  return { ok: true, provider: provider as NativeProvider };
 }
+
+// Products below this many FLOPs (LoRA's rank-r products: at most 2*256*16*1376 = 11M on
+// the benchmark shape) run on one thread: waking a second thread costs more than it saves,
+// and on a loaded machine the wait for it dominates.
+const SMALL_PRODUCT_FLOPS = 16e6;
 
 /** FusedMatMul (com.microsoft): MatMul with transA/transB taken inside MLAS's packing, batched. */
 function matMulGraph(rankA: number, rankB: number, rankY: number, transA: boolean, transB: boolean): GraphSpec {
