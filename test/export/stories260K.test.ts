@@ -160,9 +160,10 @@ test('stories260K: NF4-trained adapter merged and exported to GGUF; llama.cpp ag
       assert.match(modelfile, /^FROM \.\/base\.gguf$/m);
       assert.match(modelfile, /^ADAPTER \.\/adapter\.gguf$/m);
       const lora = await gguf(join(ollama, 'adapter.gguf'), { allowLocalFile: true });
-      assert.equal(lora.metadata['general.type'], 'adapter');
-      assert.equal(lora.metadata['adapter.type'], 'lora');
-      assert.equal(lora.metadata['adapter.lora.alpha'], 16);
+      const loraMd = lora.metadata as Record<string, unknown>;
+      assert.equal(loraMd['general.type'], 'adapter');
+      assert.equal(loraMd['adapter.type'], 'lora');
+      assert.equal(loraMd['adapter.lora.alpha'], 16);
       assert.equal(lora.tensorInfos.length, c.numLayers * 7 * 2);
       const nf4 = ok(['generate', '--model', shared.dir, '--adapter', adapter, '--prompt', PROMPT, '--max-tokens', '40', '--temperature', '0', '--backend', 'wasm']).replace(/\n$/, '');
       const [loraGreedy] = await runLlamaCpp({ model: join(ollama, 'base.gguf'), lora: join(ollama, 'adapter.gguf'), ops: [{ op: 'greedy', prompt, n: 40 }] });
