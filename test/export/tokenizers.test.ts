@@ -56,7 +56,9 @@ function randomModel(dir: string, tokenizerPackage: string): string {
   const weights: WeightMap = new Map();
   for (const [name, shape] of expectedWeightShapes(config)) {
     const n = shape.reduce((a, b) => a * b, 1);
-    const scale = shape.length === 1 ? 0 : name.includes('embed') ? 1 : 1 / Math.sqrt(shape[1]);
+    // Logits of a few nats: llama.cpp hands out probabilities as float32, which cannot hold
+    // those of tokens far below e^-87, so a sharper random model cannot be compared by them.
+    const scale = shape.length === 1 ? 0 : name.includes('embed') ? 0.25 : 1 / Math.sqrt(shape[1]);
     weights.set(name, { shape, data: Float32Array.from({ length: n }, () => (scale ? scale * rng.normal() : 1 + 0.1 * rng.normal())) });
   }
   mkdirSync(dirname(dir), { recursive: true });
@@ -88,6 +90,8 @@ async function check(label: string, tokenizerPackage: string, want: { model: str
   const max = Math.max(...diffs);
   console.log(`# ${label}: ${equal}/${TEXTS.length} texts (${tokens} tokens) split alike by llama.cpp and the project; ` +
     `F32 |log p - log p(project)| max ${max.toExponential(3)} over ${diffs.length} tokens (vocabulary ${m.config.vocabSize}, GGUF model ${want.model}${want.pre ? `, pre ${want.pre}` : ''})`);
+  // llama.cpp normalises the probabilities of the whole vocabulary in float32: with 128k tokens
+  // that alone is a few 1e-4 (measured 4.0e-4 there, 3.4e-5 with 32k); a wrong q/k order is > 0.1.
   assert.ok(max < 1e-3, `${label}: log-probabilities differ by ${max}`);
 }
 
