@@ -8,6 +8,7 @@ export const COMMANDS = {
   resumeTraining: 'qlora.resumeTraining',
   showMetrics: 'qlora.showMetrics',
   mergeAdapter: 'qlora.mergeAdapter',
+  exportGguf: 'qlora.exportGguf',
   tryModel: 'qlora.tryModel',
   refreshRuns: 'qlora.refreshRuns',
   showServerLog: 'qlora.showServerLog',

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import type { RunSummary } from '../server/protocol';
 import type { MergeEvent } from '../server/engine/merge/types';
 import { runCli } from './cli';
+import { exportToGguf } from './exportCommand';
 import { COMMANDS, type CommandName } from './commandIds';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
@@ -46,6 +47,7 @@ const handlers: { [K in CommandName]: Handler } = {
   },
   showMetrics: async (ctx, target) => ctx.metrics.reveal(runIdOf(target)),
   mergeAdapter: mergeAdapter,
+  exportGguf: exportToGguf,
   tryModel: tryModel,
   refreshRuns: async (ctx) => ctx.runs.refresh(),
   showServerLog: (ctx) => ctx.output.show(true),
@@ -175,9 +177,11 @@ async function adapterFolder(ctx: CommandContext, target: unknown, title: string
   return (await vscode.window.showQuickPick(items, { title }))?.folder;
 }
 
-/** The base model an adapter names (base_model_name_or_path, relative to the adapter folder). */
+/** The base model of an adapter: the local folder the trainer recorded beside it, else base_model_name_or_path relative to it. */
 function baseOf(adapter: string): string | undefined {
   try {
+    const sidecar = join(adapter, 'qlora_base_model.json');
+    if (existsSync(sidecar)) return resolve(adapter, (JSON.parse(readFileSync(sidecar, 'utf8')) as { path: string }).path);
     const config = JSON.parse(readFileSync(join(adapter, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path?: string };
     const base = config.base_model_name_or_path;
     return base ? resolve(adapter, base) : undefined;

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { ADAPTER_FOLDERS_KEY, VIEWS } from './commandIds';
+import { trackModelFolders } from './exportCommand';
 import { registerCommands } from './commands';
 import { createLanguageClient } from './languageClient';
 import { MetricsViewProvider } from './metricsView';
@@ -58,6 +59,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
     }),
   );
   trackAdapterFolders(context);
+  trackModelFolders(context);
 
   client = createLanguageClient(context);
   // The language server is a separate feature: its failure must not take the rest down.

@@ -21,6 +21,10 @@ export interface LlamaCppRequest {
   model: string;
   lora?: string;
   contextSize?: number;
+  /** KV cache type; default F32 (llama.cpp's own default is F16). */
+  kvCacheType?: 'F32' | 'F16';
+  /** Default off: llama.cpp's CPU flash attention computes in float16 and moves log-probabilities by ~1e-3. */
+  flashAttention?: boolean;
   ops: LlamaCppOp[];
 }
 
@@ -42,7 +46,10 @@ const req = JSON.parse(input);
 const { getLlama, LlamaLogLevel } = await import(process.env.QLORA_NODE_LLAMA_CPP);
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (level, message) => process.stderr.write(message) });
 const model = await llama.loadModel({ modelPath: req.model, gpuLayers: 0 });
-const context = await model.createContext({ contextSize: req.contextSize ?? 512, batchSize: req.contextSize ?? 512, threads: 1,
+// float32 attention (no flash attention, an F32 KV cache): llama.cpp's defaults compute it in float16,
+// which moves log-probabilities by ~1e-3 and flips near-ties in a greedy comparison.
+const context = await model.createContext({ contextSize: req.contextSize ?? 512, batchSize: req.contextSize ?? 512, threads: 1, flashAttention: req.flashAttention ?? false,
+  experimentalKvCacheKeyType: req.kvCacheType ?? 'F32', experimentalKvCacheValueType: req.kvCacheType ?? 'F32',
   ...(req.lora ? { lora: { adapters: [{ filePath: req.lora }] } } : {}) });
 const sequence = context.getSequence();
 const results = [];
