@@ -204,8 +204,8 @@ async function qlora(): Promise<void> {
       codeLenses(doc, 'file:///x.qlora', DEFAULT_SETTINGS);
       const errors = ds.filter((d) => d.severity === 1);
       // Each error says where (its range) and what: a key it is about, or the YAML problem.
-      const unnamed = errors.find((d) => !(d.data as { key?: string } | undefined)?.key && !NAMES_FIELD.test(d.message));
-      emit(i, { outcome: errors.length === 0 ? 'accepted' : unnamed ? 'unclear' : 'clean', what, message: unnamed?.message ?? errors[0]?.message });
+      const unnamed = errors.find((d) => !(d.data as { key?: string } | undefined)?.key && !NAMES_FIELD.test(String(d.message)));
+      emit(i, { outcome: errors.length === 0 ? 'accepted' : unnamed ? 'unclear' : 'clean', what, message: String(unnamed?.message ?? errors[0]?.message ?? '') });
     } catch (e) {
       emit(i, { outcome: 'threw', what, message: (e as Error).stack ?? String(e) });
     }

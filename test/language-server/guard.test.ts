@@ -48,7 +48,7 @@ test('every handler answers empty when its dependency throws, logs why, and serv
   const logs: string[] = [];
   let onPublish: (() => void) | undefined;
   client.onNotification('textDocument/publishDiagnostics', (p: PublishDiagnosticsParams) => { published.push(p); onPublish?.(); });
-  client.onNotification('window/logMessage', (p: { message: string }) => logs.push(p.message));
+  client.onNotification('window/logMessage', (p: { message: string }) => { logs.push(p.message); });
   client.listen();
   const nextPublish = () => new Promise<PublishDiagnosticsParams>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no diagnostics published')), 10_000);
@@ -65,11 +65,11 @@ test('every handler answers empty when its dependency throws, logs why, and serv
     const first = await p;
     assert.equal(first.diagnostics.length, 1);
     assert.equal(first.diagnostics[0].code, 'internal');
-    assert.match(first.diagnostics[0].message, /could not check this file: EACCES/);
+    assert.match(String(first.diagnostics[0].message), /could not check this file: EACCES/);
     p = nextPublish();
     await client.sendNotification('textDocument/didChange', { textDocument: { uri, version: 2 }, contentChanges: [{ text: `${text}\n` }] });
     const second = await p;
-    assert.ok(second.diagnostics.some((d) => /rnak/.test(d.message)), 'the next check runs for real');
+    assert.ok(second.diagnostics.some((d) => /rnak/.test(String(d.message))), 'the next check runs for real');
 
     const position = { line: 6, character: 2 };
     const range = { start: { line: 7, character: 2 }, end: { line: 7, character: 6 } }; // on `rnak`, which has a fix
@@ -117,7 +117,7 @@ test('the spawned server lives through an unreadable data file, an unclosed flow
       const published = client.nextDiagnostics(uri, 1, 30_000);
       await client.open(uri, text);
       const { diagnostics: ds } = await published;
-      assert.ok(ds.some((d) => expected.test(d.message)), `${name}: ${JSON.stringify(ds.slice(0, 3))}`);
+      assert.ok(ds.some((d) => expected.test(String(d.message))), `${name}: ${JSON.stringify(ds.slice(0, 3))}`);
       assert.equal(client.child.exitCode, null, `${name}: the server is alive`);
     }
     const uri = fileUri(join(ws.dir, 'after.qlora'));
