@@ -30,7 +30,7 @@ test('a 300 KB line (text and alpaca) is tokenized only up to its budget, and gi
     const budget = (maxSeqLen + 1) * MAX_CHARS_PER_TOKEN; // plus the few characters of the alpaca template
     for (const [format, line] of [
       ['text', JSON.stringify({ text: long })],
-      ['alpaca', JSON.stringify({ instruction: 'Summarise', input: long, output: long })],
+      ['alpaca', JSON.stringify({ instruction: 'Summarise', input: 'the log', output: long })],
     ] as const) {
       seen.length = 0;
       const short = JSON.stringify(format === 'text' ? { text: 'Day 1. calm seas.' } : { instruction: 'Summarise', input: '', output: 'calm' });
