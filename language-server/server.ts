@@ -91,7 +91,11 @@ export function startLanguageServer(
       uri,
       setTimeout(() => {
         pending.delete(uri);
-        validate(uri);
+        // After the I/O phase: edits already waiting in the pipe are read first, and if one
+        // arrived (it scheduled its own pass) this pass is dropped before it costs anything.
+        setImmediate(() => {
+          if (!pending.has(uri)) validate(uri);
+        });
       }, DIAGNOSTICS_DEBOUNCE_MS),
     );
   };
