@@ -171,3 +171,83 @@ export function sseEventName(e: RunEvent): SseEventName {
 
 /** The line `qlora serve` prints on stdout once it listens. */
 export interface ServeReady { port: number }
+
+/** States in which Stop applies: a queued run leaves the queue, a training run checkpoints and stops. */
+export const STOPPABLE_STATES: readonly RunState[] = ['queued', 'training'];
+/** States of a run that is still going (it holds its output folder): BUSY_STATES under the name the clients use. */
+export const LIVE_STATES: readonly RunState[] = BUSY_STATES;
+
+/** Express route patterns of Routes, for the server; clients build paths with Routes. */
+export const ROUTE_PATTERNS = {
+  health: Routes.health,
+  runs: Routes.runs,
+  run: Routes.run(':id').replace('%3Aid', ':id'),
+  events: Routes.events(':id').replace('%3Aid', ':id'),
+  stop: Routes.stop(':id').replace('%3Aid', ':id'),
+  resume: Routes.resume(':id').replace('%3Aid', ':id'),
+} as const;
+
+/** The part of a RunSummary that a run's records move forward. */
+export type RunProgress = Pick<RunSummary, 'step' | 'totalSteps' | 'loss' | 'evalLoss' | 'checkpointStep' | 'adapter' | 'backend' | 'device'>;
+
+/**
+ * The one summary update: what a record of the run says about its progress, applied to
+ * `p` in place (the server folds metrics.jsonl with it; clients fold the live stream).
+ */
+export function applyRecord(p: Partial<RunProgress> & Pick<RunSummary, 'step'>, r: RunEvent): void {
+  switch (r.type) {
+    case 'start': p.totalSteps = r.totalSteps; p.step = r.startStep; p.backend = r.backend; p.device = r.device; break;
+    case 'step': p.step = r.step; p.totalSteps = r.totalSteps; p.loss = r.loss; break;
+    case 'eval': p.evalLoss = r.evalLoss; break;
+    case 'checkpoint': p.checkpointStep = r.step; break;
+    case 'done': p.adapter = r.adapter; p.step = r.step; break;
+    default: break;
+  }
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number';
+const isStr = (v: unknown): v is string => typeof v === 'string';
+/** Numbers a record may carry as null: JSON writes NaN and Infinity so (a diverged loss, an unknown norm). */
+const isNumOrNull = (v: unknown): boolean => v === null || isNum(v);
+
+/** The fields each record type must have, and their checks. */
+const RECORD_FIELDS: Record<RunEvent['type'], Record<string, (v: unknown) => boolean>> = {
+  start: { backend: isStr, device: isStr, totalSteps: isNum, startStep: isNum },
+  step: { step: isNum, totalSteps: isNum, loss: isNumOrNull, lr: isNumOrNull, gradNorm: isNumOrNull, tokensPerSec: isNumOrNull, elapsedMs: isNum, etaMs: isNumOrNull },
+  eval: { step: isNum, evalLoss: isNumOrNull },
+  checkpoint: { step: isNum, path: isStr },
+  log: { level: (v) => v === 'info' || v === 'warning', message: isStr },
+  done: { step: isNum, adapter: isStr },
+  error: { message: isStr },
+  state: { state: (v) => (RUN_STATES as readonly unknown[]).includes(v) },
+};
+
+/**
+ * The runtime check of one SSE record (or metrics.jsonl line) as a client receives it: a
+ * RunRecord, or a StateEvent without an id (the server's transient notices); anything
+ * else is refused with the reason, never passed on as if it were typed.
+ */
+export function parseRunRecord(data: string): { ok: true; record: RunRecord | StateEvent } | { ok: false; why: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return { ok: false, why: `not JSON: ${data.slice(0, 120)}` };
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return { ok: false, why: 'not an object' };
+  const o = v as Record<string, unknown>;
+  const fields = isStr(o.type) ? RECORD_FIELDS[o.type as RunEvent['type']] : undefined;
+  if (!fields) return { ok: false, why: `unknown record type ${JSON.stringify(o.type)}` };
+  for (const [name, check] of Object.entries(fields)) {
+    if (!check(o[name])) return { ok: false, why: `${o.type} record: ${name} is ${JSON.stringify(o[name])}` };
+  }
+  if (o.id === undefined && o.type === 'state') return { ok: true, record: o as unknown as StateEvent };
+  if (!isNum(o.id) || !isNum(o.time)) return { ok: false, why: `${o.type} record without a numeric id and time` };
+  return { ok: true, record: o as unknown as RunRecord };
+}
+
+/**
+ * One line of `qlora ... --json` output: a training event (`train`, one per line), or the
+ * single object `eval`, `inspect`, `export`, `generate` and `merge` print.
+ */
+export type CliJsonLine = TrainEvent | { type?: undefined; [field: string]: unknown };
