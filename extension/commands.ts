@@ -15,15 +15,9 @@ import { runLabel, type RunsController } from './runs';
 import { guessFormat, scaffoldConfig } from './scaffold';
 import { exportAxolotl } from './axolotlCommand';
 import type { ServerManager } from './serverManager';
+import type { CommandContext } from './commandContext';
 
-export interface CommandContext {
-  runs: RunsController;
-  server: ServerManager;
-  metrics: MetricsViewProvider;
-  output: vscode.OutputChannel;
-  cliPath: string;
-  runtime: () => NodeRuntime;
-}
+export type { CommandContext } from './commandContext';
 
 type Handler = (ctx: CommandContext, ...args: unknown[]) => unknown;
 

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { GgufExportEvent } from '../server/engine/export/types';
 import { runCli } from './cli';
-import type { CommandContext } from './commands';
+import type { CommandContext } from './commandContext';
 
 /** Context key: folders that hold a model (config.json, or a llama2.c tokenizer .bin), for the explorer's Export entry. */
 export const MODEL_FOLDERS_KEY = 'qlora.modelFolders';

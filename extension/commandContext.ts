@@ -1,0 +1,17 @@
+// What every command handler gets of the extension: one object, built in extension.ts.
+// In a file of its own so that handlers in other files (exportCommand.ts, ...) import it
+// without importing the command table that imports them.
+import type * as vscode from 'vscode';
+import type { MetricsViewProvider } from './metricsView';
+import type { NodeRuntime } from './nodeRuntime';
+import type { RunsController } from './runs';
+import type { ServerManager } from './serverManager';
+
+export interface CommandContext {
+  runs: RunsController;
+  server: ServerManager;
+  metrics: MetricsViewProvider;
+  output: vscode.OutputChannel;
+  cliPath: string;
+  runtime: () => NodeRuntime;
+}
