@@ -10,6 +10,7 @@ import type { Tokenizer } from '../../server/engine/tokenizer/types';
 import { ChatRenderer } from '../../server/engine/train/chatTemplate';
 import type { ChatMessage } from '../../server/engine/train/formats';
 import { tokenizeRecord } from '../../server/engine/train/tokenize';
+import { buildExamples } from '../../server/engine/train/data';
 import { REAL_TOKENIZERS, realTokenizerDir, type RealTokenizerName } from '../helpers/realTokenizers';
 
 const MESSAGES: ChatMessage[] = [
@@ -172,4 +173,19 @@ for (const c of CASES) {
 function ids(tok: HuggingFaceTokenizer, text: string): number[] {
   const plain = tok.encode(text, { bos: false });
   return plain[0] === tok.bosId || !tok.addsBos ? plain : [tok.bosId, ...plain];
+}
+
+// What the trainer reads (loadDataSet -> buildExamples): multi-turn chat data at the Llama 3
+// and Qwen3 templates, which were refused before ("renders a conversation prefix differently").
+for (const family of ['Llama 3.1 (byte-level BPE, 128K)', 'Qwen3 (byte-level BPE, 151K)'] as const) {
+  const found = realTokenizerDir(family);
+  test(`${family}: a multi-turn chat file loads with assistant-only masks`, { skip: found.skip }, () => {
+    const tok = load(family, found.dir);
+    const lines = [MESSAGES, MESSAGES.slice(1, 5)].map((messages) => JSON.stringify({ messages })).join('\n');
+    const { examples, stats } = buildExamples(lines, 'chat.jsonl', tok, { format: 'chat', maxSeqLen: 256, seed: 1 });
+    assert.equal(examples.length, 2);
+    assert.equal(stats.truncated, 0);
+    const eot = tok.encode(family.startsWith('Llama') ? '<|eot_id|>' : '<|im_end|>', { bos: false })[0];
+    assert.deepEqual(trainedRuns(examples[1].ids, examples[1].mask), ['Hello!', 'Fine.'].map((r) => [...tok.encode(r, { bos: false }), eot]));
+  });
 }
