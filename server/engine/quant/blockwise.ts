@@ -62,12 +62,21 @@ export function encodeFP4(x: number): number {
   return FP4_MAGNITUDE_CODES[rank] | sign;
 }
 
+/** Each 4-bit type's encoder: a Record over the spec's types, so a new type without one does not compile. */
+const ENCODERS: Record<QuantType, (x: number) => number> = { nf4: encodeNF4, fp4: encodeFP4 };
+
+/** The encoder of a 4-bit type (scaled value in [-1, 1] -> code 0..15). */
+export function encoderOf(quantType: QuantType): (x: number) => number {
+  const encode = ENCODERS[quantType];
+  if (!encode) throw new Error(`unknown 4-bit quant type '${String(quantType)}' (expected ${Object.keys(ENCODERS).join(' or ')})`);
+  return encode;
+}
+
 /** Quantizes w (a weight flattened row-major) to 4-bit codes with one absmax per block. */
 export function quantize4bit(w: Float32Array, opts: { quantType: QuantType; blockSize: number }): Quantized4bit {
   const { quantType, blockSize } = opts;
-  checkBlockSize(blockSize);
-  levelsOf(quantType); // rejects an unknown quant type before any work
-  const encode = quantType === 'nf4' ? encodeNF4 : encodeFP4;
+  if (!isBlockSize(blockSize)) throw new Error(`blockSize must be ${BLOCK_SIZE_RULE}, got ${blockSize}`);
+  const encode = encoderOf(quantType); // rejects an unknown quant type before any work
   const n = w.length;
   const codes = new Uint8Array(n);
   const absmax = new Float32Array(numBlocksOf(n, blockSize));
@@ -161,7 +170,7 @@ export interface DoubleQuantAbsmax {
 
 /** bitsandbytes' double quantization: block size 256 for the absmax values, as in quantize_4bit. */
 export { NESTED_BLOCK_SIZE } from './spec';
-import { NESTED_BLOCK_SIZE } from './spec';
+import { BLOCK_SIZE_RULE, isBlockSize, NESTED_BLOCK_SIZE } from './spec';
 
 /**
  * offset = mean(absmax); the centred values go through quantizeBlockwise8bit. The mean is

@@ -51,10 +51,13 @@ export const FP4_MAGNITUDE_THRESHOLDS = Float32Array.of(
 /** The three low code bits of the magnitudes in increasing order (0, 1/192, 1/6, 1/4, 1/3, 1/2, 2/3, 1). */
 export const FP4_MAGNITUDE_CODES = Uint8Array.of(0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011);
 
+/** Each 4-bit type's 16 levels: a Record over the spec's types, so a new type without levels does not compile. */
+const LEVELS: Record<QuantType, Float32Array> = { nf4: NF4_LEVELS, fp4: FP4_LEVELS };
+
 export function levelsOf(quantType: QuantType): Float32Array {
-  if (quantType === 'nf4') return NF4_LEVELS;
-  if (quantType === 'fp4') return FP4_LEVELS;
-  throw new Error(`unknown 4-bit quant type '${String(quantType)}' (expected nf4 or fp4)`);
+  const levels = LEVELS[quantType];
+  if (!levels) throw new Error(`unknown 4-bit quant type '${String(quantType)}' (expected ${Object.keys(LEVELS).join(' or ')})`);
+  return levels;
 }
 
 /**

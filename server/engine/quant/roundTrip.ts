@@ -9,7 +9,7 @@
 //
 // W is (out, in) flattened row-major; blocks run over that flat order, the last may be partial.
 import { DYNAMIC_MAP, levelsOf } from './codebooks';
-import { encodeDynamic, encodeFP4, encodeNF4, numBlocksOf } from './blockwise';
+import { encodeDynamic, encoderOf, numBlocksOf } from './blockwise';
 import { BLOCK_SIZE_RULE, isBlockSize, NESTED_BLOCK_SIZE, type QuantType } from './spec';
 
 export interface RoundTripOptions {
@@ -51,7 +51,7 @@ export function roundTrip4bitInPlace(w: Float32Array, opts: RoundTripOptions, bu
   // quantization has itself rounded through 8 bits.
   const decoded = doubleQuant ? doubleQuantRoundTrip(absmax, buffers.decoded.subarray(0, numBlocks)) : absmax;
   const levels = levelsOf(quantType);
-  const encode = quantType === 'nf4' ? encodeNF4 : encodeFP4;
+  const encode = encoderOf(quantType);
   for (let b = 0; b < numBlocks; b++) {
     const scale = absmax[b] > 0 ? Math.fround(1 / absmax[b]) : 0;
     const d = decoded[b];
