@@ -11,6 +11,7 @@ import { COMMANDS, type CommandName } from './commandIds';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
 import { runLabel, type RunsController } from './runs';
+import { modelFacts } from '../server/config/modelFacts';
 import { guessFormat, scaffoldConfig } from './scaffold';
 import type { ServerManager } from './serverManager';
 
@@ -148,11 +149,13 @@ async function newConfig(): Promise<void> {
     firstLine = undefined;
   }
   const name = basename(target.fsPath, '.qlora');
+  const facts = modelFacts(model[0].fsPath);
   const text = scaffoldConfig({
     model: relativeTo(folder, model[0].fsPath),
     data: relativeTo(folder, data[0].fsPath),
     format: guessFormat(firstLine),
     outputDir: `./runs/${name}`,
+    contextLength: facts.ok ? facts.config.maxPositionEmbeddings : undefined,
   });
   await vscode.workspace.fs.writeFile(target, Buffer.from(text, 'utf8'));
   await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(target));
