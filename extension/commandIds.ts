@@ -12,6 +12,7 @@ export const COMMANDS = {
   refreshRuns: 'qlora.refreshRuns',
   showServerLog: 'qlora.showServerLog',
   restartServer: 'qlora.restartServer',
+  stopServer: 'qlora.stopServer',
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -53,6 +53,19 @@ const handlers: { [K in CommandName]: Handler } = {
     await ctx.server.restart();
     await ctx.runs.refresh();
   },
+  stopServer: async (ctx) => {
+    const training = ctx.runs.runs.filter((r) => r.state === 'training' || r.state === 'queued');
+    if (training.length > 0) {
+      const stop = 'Stop Server';
+      const pick = await vscode.window.showWarningMessage(
+        `${training.length} run(s) are training or queued. Stopping the server checkpoints them and marks them interrupted (Resume continues them).`,
+        { modal: true }, stop,
+      );
+      if (pick !== stop) return;
+    }
+    await ctx.server.shutdown();
+    void vscode.window.showInformationMessage('QLoRA: the training server stopped. It starts again when needed.');
+  },
 };
 
 /** Registers every command; a failure is shown to the user and logged, never thrown into the void. */

@@ -1,5 +1,6 @@
-// Activation: builds the extension's pieces once, pushes every disposable into
-// context.subscriptions, and shuts the training server down with the window.
+// Activation: builds the extension's pieces once and pushes every disposable into
+// context.subscriptions. The training server is not the window's: it keeps training
+// after a reload or a closed tab, and this window reconnects to it (serverManager.ts).
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
@@ -35,7 +36,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
   const cliPath = context.asAbsolutePath(join('dist', 'cli.js'));
   const runtime = () => resolveNodeRuntime(vscode.workspace.getConfiguration('qlora.server').get<string>('nodePath'));
 
-  server = new ServerManager({ cliPath, runsDir, runtime, log: (l) => log(`server: ${l}`) });
+  const idleTimeoutMs = () => 60_000 * Math.max(0, vscode.workspace.getConfiguration('qlora.server').get<number>('idleTimeoutMinutes') ?? 30);
+  server = new ServerManager({ cliPath, runsDir, runtime, idleTimeoutMs, log: (l) => log(`server: ${l}`) });
   const manager = server;
   context.subscriptions.push(manager.onDidChangeHealth((health, detail) => log(`server health: ${health} (${detail})`)));
 
@@ -66,7 +68,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
 }
 
 export async function deactivate(): Promise<void> {
-  await Promise.allSettled([client?.stop(), server?.shutdown()]);
+  // The server stays: runs go on without the window (it stops by itself when idle).
+  server?.dispose();
+  await Promise.allSettled([client?.stop()]);
 }
 
 /** Keeps the context key listing folders that hold adapter_config.json, for the explorer's Merge entry. */
