@@ -13,6 +13,9 @@ export const COMMANDS = {
   showServerLog: 'qlora.showServerLog',
   restartServer: 'qlora.restartServer',
   stopServer: 'qlora.stopServer',
+  renameRun: 'qlora.renameRun',
+  deleteRun: 'qlora.deleteRun',
+  revealRun: 'qlora.revealRun',
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -10,7 +10,7 @@ import { runCli } from './cli';
 import { COMMANDS, type CommandName } from './commandIds';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
-import { runLabel, type RunsController } from './runs';
+import { runLabel, runName, type RunsController } from './runs';
 import { modelFacts } from '../server/config/modelFacts';
 import { guessFormat, scaffoldConfig } from './scaffold';
 import type { ServerManager } from './serverManager';
@@ -47,11 +47,38 @@ const handlers: { [K in CommandName]: Handler } = {
   showMetrics: async (ctx, target) => ctx.metrics.reveal(runIdOf(target)),
   mergeAdapter: mergeAdapter,
   tryModel: tryModel,
-  refreshRuns: async (ctx) => ctx.runs.refresh(),
+  refreshRuns: async (ctx) => ctx.runs.refresh(true),
   showServerLog: (ctx) => ctx.output.show(true),
   restartServer: async (ctx) => {
     await ctx.server.restart();
     await ctx.runs.refresh();
+  },
+  renameRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Rename which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (!run) return;
+    const name = await vscode.window.showInputBox({
+      title: 'QLoRA: Rename Run', value: runName(run), prompt: `Run ${run.id} in ${run.outputDir}`,
+      validateInput: (v) => (v.trim() && v.length <= 200 ? undefined : 'A name of 1-200 characters'),
+    });
+    if (name !== undefined && name.trim() !== runName(run)) await ctx.runs.rename(run.id, name.trim());
+  },
+  deleteRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Delete which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (!run) return;
+    const del = 'Delete';
+    const pick = await vscode.window.showWarningMessage(
+      `Delete run ${runName(run)}?`,
+      { modal: true, detail: `This deletes its record, checkpoints and adapter in ${run.outputDir} (other files there stay).` },
+      del,
+    );
+    if (pick === del) await ctx.runs.delete(run.id);
+  },
+  revealRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Reveal which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (run) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(run.outputDir));
   },
   stopServer: async (ctx) => {
     const training = ctx.runs.runs.filter((r) => r.state === 'training' || r.state === 'queued');
@@ -102,6 +129,15 @@ async function pickRun(runs: RunsController, kind: 'stop' | 'resume', title: str
   const pick = await vscode.window.showQuickPick(
     candidates.map((r) => ({ label: runLabel(r), description: `${r.state} · step ${r.step}`, id: r.id })),
     { title },
+  );
+  return pick?.id;
+}
+
+async function pickAnyRun(runs: RunsController, title: string): Promise<string | undefined> {
+  await runs.refresh();
+  if (runs.runs.length === 0) return undefined;
+  const pick = await vscode.window.showQuickPick(
+    runs.runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.id}`, id: r.id })), { title },
   );
   return pick?.id;
 }

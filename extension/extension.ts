@@ -10,6 +10,7 @@ import { registerCommands } from './commands';
 import { createLanguageClient } from './languageClient';
 import { MetricsViewProvider } from './metricsView';
 import { resolveNodeRuntime } from './nodeRuntime';
+import { announceRun } from './notifications';
 import { RunsController } from './runs';
 import { RunsTreeProvider } from './runsTree';
 import { ServerManager } from './serverManager';
@@ -41,7 +42,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
   const manager = server;
   context.subscriptions.push(manager.onDidChangeHealth((health, detail) => log(`server health: ${health} (${detail})`)));
 
-  const runs = new RunsController(manager, context.workspaceState, log);
+  const cliCommand = () => `node ${JSON.stringify(cliPath)}`;
+  const runs = new RunsController(manager, context.workspaceState, log, (run) => announceRun(run, cliCommand));
   const metrics = new MetricsViewProvider(context.extensionUri, runs, manager, log);
   const tree = new RunsTreeProvider(runs);
   context.subscriptions.push(
