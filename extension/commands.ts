@@ -13,6 +13,7 @@ import type { NodeRuntime } from './nodeRuntime';
 import { runLabel, runName, type RunsController } from './runs';
 import { modelFacts } from '../server/config/modelFacts';
 import { guessFormat, scaffoldConfig } from './scaffold';
+import { TryModelPanel } from './tryModelPanel';
 import type { ServerManager } from './serverManager';
 
 export interface CommandContext {
@@ -299,17 +300,6 @@ async function tryModel(ctx: CommandContext, target: unknown): Promise<void> {
     void vscode.window.showErrorMessage(`The base model of ${adapter} (adapter_config.json, base_model_name_or_path) was not found.`);
     return;
   }
-  const prompt = await vscode.window.showInputBox({ title: 'QLoRA: Try Model — prompt', placeHolder: 'The text the model continues' });
-  if (prompt === undefined) return;
-  const common = ['generate', '--model', model, '--prompt', prompt, '--max-tokens', '64', '--temperature', '0'];
-  const [base, tuned] = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: 'QLoRA: generating', cancellable: false },
-    async () => Promise.all([runCli(ctx.cliPath, ctx.runtime(), common).done, runCli(ctx.cliPath, ctx.runtime(), [...common, '--adapter', adapter]).done]),
-  );
-  const show = async (title: string, text: string, column: vscode.ViewColumn) => {
-    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: `# ${title}\n\n${text}\n` });
-    await vscode.window.showTextDocument(doc, { viewColumn: column, preview: false });
-  };
-  await show(`Base model (${basename(model)})`, base, vscode.ViewColumn.One);
-  await show(`Base + adapter (${relative(dirname(dirname(adapter)), adapter)})`, tuned, vscode.ViewColumn.Beside);
+  // A reusable tab: prompt, max tokens, temperature, Cancel, both texts streamed side by side.
+  TryModelPanel.show({ cliPath: ctx.cliPath, runtime: ctx.runtime, model, adapter, log: (l) => ctx.output.appendLine(l) });
 }

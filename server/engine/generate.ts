@@ -11,6 +11,8 @@ export interface GenerateOptions {
   seed: number;
   /** Stop at this id (the tokenizer's EOS), and at BOS as llama2.c does. */
   stopIds: number[];
+  /** Each new id as it is chosen, with all chosen so far (for streaming). */
+  onToken?: (id: number, ids: readonly number[]) => void;
 }
 
 /** The ids that follow `prompt` (prompt not included). */
@@ -32,6 +34,7 @@ export async function generateIds(model: LlamaModel, prompt: number[], opts: Gen
     if (opts.stopIds.includes(next)) break;
     seq.push(next);
     out.push(next);
+    opts.onToken?.(next, out);
   }
   return out;
 }
