@@ -92,44 +92,61 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
   );
   child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`code-server exited: ${log.join('')}`);
-    if (Date.now() > deadline) throw new Error(`code-server did not answer /healthz: ${log.join('')}`);
-    await new Promise((r) => setTimeout(r, 200));
+  // A start that fails half-way must not leave code-server (and what it started) running.
+  try {
+    return await startPage();
+  } catch (e) {
+    child.kill('SIGTERM');
+    await stopTrainingServers(dir);
+    throw e;
   }
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1100 } });
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
-  });
-  // A shared, loaded machine can take well over 30 s to serve the first page.
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 180_000 });
-  await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
-
-  const close = async () => {
-    await browser.close().catch(() => {});
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+  async function startPage(): Promise<Workbench> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        if (res.ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (child.exitCode !== null) throw new Error(`code-server exited: ${log.join('')}`);
+      if (Date.now() > deadline) throw new Error(`code-server did not answer /healthz: ${log.join('')}`);
+      await new Promise((r) => setTimeout(r, 200));
     }
-    await stopTrainingServers(dir);
-  };
-  return { dir, port, page, browser, codeServer: child, log, close };
+
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    let page: Page;
+    try {
+      const context = await browser.newContext({ viewport: { width: 1440, height: 1100 } });
+      page = await context.newPage();
+      page.on('console', (m) => {
+        if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
+      });
+      // A shared, loaded machine can take well over 30 s to serve the first page.
+      await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 180_000 });
+      await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
+    } catch (e) {
+      await browser.close().catch(() => {});
+      throw e;
+    }
+
+    const close = async () => {
+      await browser.close().catch(() => {});
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      await stopTrainingServers(dir);
+    };
+    return { dir, port, page, browser, codeServer: child, log, close };
+  }
 }
 
 /** The training servers this profile's windows started: their pids, from the per-user records. */
