@@ -29,7 +29,9 @@ export function startServer(runsDir: string, opts: { token?: string | null; time
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (opts.token === null) delete env.QLORA_SERVER_TOKEN;
   else env.QLORA_SERVER_TOKEN = opts.token ?? TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir,
+    // Its per-user record beside the runs folder, not in the home folder.
+    '--state-file', `${runsDir}.server-state.json`], {
     cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
   let stderr = '', stdout = '';
