@@ -13,6 +13,7 @@ import { resolveNodeRuntime } from './nodeRuntime';
 import { announceRun } from './notifications';
 import { RunsController } from './runs';
 import { RunsTreeProvider } from './runsTree';
+import { readRecord } from '../server/http/stateFile';
 import { ServerManager } from './serverManager';
 import { StatusBar } from './statusBar';
 
@@ -62,6 +63,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
     }),
   );
   trackAdapterFolders(context);
+  // A server that outlived the previous window (a reload, a closed tab): reconnect now, so
+  // the status bar and the Runs view follow its run without waiting for a view to open.
+  if (readRecord(manager.stateFile)) void runs.refresh().catch((e: Error) => log(`reconnecting: ${e.message}`));
 
   client = createLanguageClient(context);
   // The language server is a separate feature: its failure must not take the rest down.

@@ -46,13 +46,17 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   /** The Runs view's row whose label is exactly `name`. */
   const runRow = (name: string) =>
     page.locator('.pane-body .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${name}$`) }) });
+  /** Opens a file from the explorer, folder by folder, as a person would. */
   const openFile = async (relative: string) => {
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill(relative);
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: relative.split('/').pop()! }).first().waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await page.keyboard.press('Control+Shift+E');
+    const row = (name: string) => page.locator('.explorer-folders-view').getByRole('treeitem', { name, exact: true });
+    const parts = relative.split('/');
+    for (const folder of parts.slice(0, -1)) {
+      await row(folder).click();
+      if ((await row(folder).getAttribute('aria-expanded')) !== 'true') await page.keyboard.press('ArrowRight');
+      await waitFor(`${folder} expanded`, async () => ((await row(folder).getAttribute('aria-expanded')) === 'true' ? true : undefined), 10_000);
+    }
+    await row(parts.at(-1)!).click();
     await page.locator('#status\\.editor\\.mode', { hasText: 'QLoRA' }).waitFor({ timeout: 60_000 });
   };
   const contextMenu = async (row: ReturnType<typeof runRow>, entry: string) => {
@@ -101,7 +105,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await runCommand(page, 'Developer: Reload Window');
     await waitFor('the reloaded page', async () => ((await page.evaluate(() => !(window as unknown as { oldPage?: boolean }).oldPage)) ? true : undefined), 60_000);
     await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 180_000 });
     await waitFor('steps rising after the reload', async () => (lastStep(e2eOut) >= atReload + 3 ? true : undefined), 120_000);
     await shot(page, '1-after-reload');
 
@@ -111,7 +115,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await new Promise((r) => setTimeout(r, 12_000));
     assert.ok(lastStep(e2eOut) > atClose, `the run trained on with no page open (step ${atClose} -> ${lastStep(e2eOut)})`);
     page = await openPage();
-    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 60_000 });
+    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 180_000 });
     const atReopen = lastStep(e2eOut);
     await waitFor('steps rising after reopening', async () => (lastStep(e2eOut) >= atReopen + 2 ? true : undefined), 120_000);
     await shot(page, '2-after-reopen');
@@ -132,7 +136,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   test('the CLI demo\'s run appears in the Runs view', async () => {
     await runCommand(page, 'QLoRA: Refresh Runs');
     await runCommand(page, 'Focus on Runs View');
-    await runRow('demo').first().waitFor({ timeout: 60_000 });
+    await runRow('demo').first().waitFor({ timeout: 180_000 });
     assert.match(await runRow('demo').first().innerText(), /done/);
     await shot(page, '3-cli-run-listed');
   });
