@@ -59,6 +59,8 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await row(parts.at(-1)!).click();
     await page.locator('#status\\.editor\\.mode', { hasText: 'QLoRA' }).waitFor({ timeout: 60_000 });
   };
+  /** The extension is active in this window: its status bar item is there (a busy machine takes minutes after a reload). */
+  const extensionActive = () => page.locator('.statusbar-item', { hasText: /QLoRA/ }).first().waitFor({ timeout: 300_000 });
   const contextMenu = async (row: ReturnType<typeof runRow>, entry: string) => {
     await row.click({ button: 'right' });
     const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
@@ -93,6 +95,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
 
   test('a run keeps training through a window reload and a closed and reopened page', async () => {
     await openFile('train.qlora');
+    await extensionActive();
     await runCommand(page, 'QLoRA: Start Training');
     await waitFor('3 steps in runs/e2e', async () => (existsSync(join(e2eOut, 'metrics.jsonl')) && lastStep(e2eOut) >= 3 ? true : undefined), 180_000);
     const runId = readJson(join(e2eOut, 'run.json')).id as string;
@@ -103,9 +106,9 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     const atReload = lastStep(e2eOut);
     await page.evaluate(() => ((window as unknown as { oldPage: boolean }).oldPage = true));
     await runCommand(page, 'Developer: Reload Window');
-    await waitFor('the reloaded page', async () => ((await page.evaluate(() => !(window as unknown as { oldPage?: boolean }).oldPage)) ? true : undefined), 60_000);
-    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 180_000 });
+    await waitFor('the reloaded page', async () => ((await page.evaluate(() => !(window as unknown as { oldPage?: boolean }).oldPage)) ? true : undefined), 180_000);
+    await page.waitForSelector('.monaco-workbench', { timeout: 180_000 });
+    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 300_000 });
     await waitFor('steps rising after the reload', async () => (lastStep(e2eOut) >= atReload + 3 ? true : undefined), 120_000);
     await shot(page, '1-after-reload');
 
@@ -115,7 +118,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await new Promise((r) => setTimeout(r, 12_000));
     assert.ok(lastStep(e2eOut) > atClose, `the run trained on with no page open (step ${atClose} -> ${lastStep(e2eOut)})`);
     page = await openPage();
-    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 180_000 });
+    await page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+/ }).first().waitFor({ timeout: 300_000 });
     const atReopen = lastStep(e2eOut);
     await waitFor('steps rising after reopening', async () => (lastStep(e2eOut) >= atReopen + 2 ? true : undefined), 120_000);
     await shot(page, '2-after-reopen');
@@ -134,14 +137,18 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   });
 
   test('the CLI demo\'s run appears in the Runs view', async () => {
+    await page.keyboard.press('Escape'); // whatever an earlier test left open
+    await extensionActive();
     await runCommand(page, 'QLoRA: Refresh Runs');
     await runCommand(page, 'Focus on Runs View');
-    await runRow('demo').first().waitFor({ timeout: 180_000 });
+    await runRow('demo').first().waitFor({ timeout: 300_000 });
     assert.match(await runRow('demo').first().innerText(), /done/);
     await shot(page, '3-cli-run-listed');
   });
 
   test('Start Training over the demo\'s folder offers runs/demo-2; that run trains and finishes with a notification', async () => {
+    await page.keyboard.press('Escape'); // whatever an earlier test left open
+    await extensionActive();
     await openFile('demo/demo.qlora');
     await runCommand(page, 'QLoRA: Start Training');
     const first = page.locator('.quick-input-widget .monaco-list-row').first();
@@ -161,6 +168,8 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   });
 
   test('rename and delete a run from the Runs view', async () => {
+    await page.keyboard.press('Escape'); // whatever an earlier test left open
+    await extensionActive();
     await runCommand(page, 'Focus on Runs View');
     await contextMenu(runRow('demo').first(), 'Rename Run');
     const input = page.locator('.quick-input-widget input');
@@ -182,6 +191,8 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   });
 
   test('a scaffolded config with max_steps uncommented trains without another edit', async () => {
+    await page.keyboard.press('Escape'); // whatever an earlier test left open
+    await extensionActive();
     await runCommand(page, 'QLoRA: New Fine-Tune Config');
     // code-server's file dialogs are quick inputs that take a typed path.
     const input = page.locator('.quick-input-widget input');
