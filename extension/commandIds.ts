@@ -14,6 +14,10 @@ export const COMMANDS = {
   showServerLog: 'qlora.showServerLog',
   restartServer: 'qlora.restartServer',
   exportAxolotl: 'qlora.exportAxolotl',
+  stopServer: 'qlora.stopServer',
+  renameRun: 'qlora.renameRun',
+  deleteRun: 'qlora.deleteRun',
+  revealRun: 'qlora.revealRun',
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;

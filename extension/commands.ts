@@ -4,16 +4,18 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import * as vscode from 'vscode';
-import type { RunSummary } from '../server/protocol';
+import { STOPPABLE_STATES, type RunSummary } from '../server/protocol';
 import type { MergeEvent } from '../server/engine/merge/types';
 import { runCli } from './cli';
 import { exportToGguf } from './exportCommand';
 import { COMMANDS, type CommandName } from './commandIds';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
-import { runLabel, type RunsController } from './runs';
+import { runLabel, runName, type RunsController } from './runs';
+import { modelFacts } from '../server/config/modelFacts';
 import { guessFormat, scaffoldConfig } from './scaffold';
 import { exportAxolotl } from './axolotlCommand';
+import { TryModelPanel } from './tryModelPanel';
 import type { ServerManager } from './serverManager';
 import type { CommandContext } from './commandContext';
 
@@ -43,13 +45,53 @@ const handlers: { [K in CommandName]: Handler } = {
   mergeAdapter: mergeAdapter,
   exportGguf: exportToGguf,
   tryModel: tryModel,
-  refreshRuns: async (ctx) => ctx.runs.refresh(),
+  refreshRuns: async (ctx) => ctx.runs.refresh(true),
   showServerLog: (ctx) => ctx.output.show(true),
   restartServer: async (ctx) => {
     await ctx.server.restart();
     await ctx.runs.refresh();
   },
   exportAxolotl: async (ctx, target) => exportAxolotl(ctx, await qloraDocument(target)),
+  renameRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Rename which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (!run) return;
+    const name = await vscode.window.showInputBox({
+      title: 'QLoRA: Rename Run', value: runName(run), prompt: `Run ${run.id} in ${run.outputDir}`,
+      validateInput: (v) => (v.trim() && v.length <= 200 ? undefined : 'A name of 1-200 characters'),
+    });
+    if (name !== undefined && name.trim() !== runName(run)) await ctx.runs.rename(run.id, name.trim());
+  },
+  deleteRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Delete which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (!run) return;
+    const del = 'Delete';
+    const pick = await vscode.window.showWarningMessage(
+      `Delete run ${runName(run)}?`,
+      { modal: true, detail: `This deletes its record, checkpoints and adapter in ${run.outputDir} (other files there stay).` },
+      del,
+    );
+    if (pick === del) await ctx.runs.delete(run.id);
+  },
+  revealRun: async (ctx, target) => {
+    const id = runIdOf(target) ?? (await pickAnyRun(ctx.runs, 'Reveal which run?'));
+    const run = id ? ctx.runs.find(id) : undefined;
+    if (run) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(run.outputDir));
+  },
+  stopServer: async (ctx) => {
+    const training = ctx.runs.runs.filter((r) => STOPPABLE_STATES.includes(r.state));
+    if (training.length > 0) {
+      const stop = 'Stop Server';
+      const pick = await vscode.window.showWarningMessage(
+        `${training.length} run(s) are training or queued. Stopping the server checkpoints them and marks them interrupted (Resume continues them).`,
+        { modal: true }, stop,
+      );
+      if (pick !== stop) return;
+    }
+    await ctx.server.shutdown();
+    void vscode.window.showInformationMessage('QLoRA: the training server stopped. It starts again when needed.');
+  },
 };
 
 /** Registers every command; a failure is shown to the user and logged, never thrown into the void. */
@@ -86,6 +128,15 @@ async function pickRun(runs: RunsController, kind: 'stop' | 'resume', title: str
   const pick = await vscode.window.showQuickPick(
     candidates.map((r) => ({ label: runLabel(r), description: `${r.state} · step ${r.step}`, id: r.id })),
     { title },
+  );
+  return pick?.id;
+}
+
+async function pickAnyRun(runs: RunsController, title: string): Promise<string | undefined> {
+  await runs.refresh();
+  if (runs.runs.length === 0) return undefined;
+  const pick = await vscode.window.showQuickPick(
+    runs.runs.map((r) => ({ label: runName(r), description: `${r.state} · ${r.id}`, id: r.id })), { title },
   );
   return pick?.id;
 }
@@ -146,11 +197,13 @@ async function newConfig(): Promise<void> {
     firstLine = undefined;
   }
   const name = basename(target.fsPath, '.qlora');
+  const facts = modelFacts(model[0].fsPath);
   const text = scaffoldConfig({
     model: relativeTo(folder, model[0].fsPath),
     data: relativeTo(folder, data[0].fsPath),
     format: guessFormat(firstLine),
     outputDir: `./runs/${name}`,
+    contextLength: facts.ok ? facts.config.maxPositionEmbeddings : undefined,
   });
   await vscode.workspace.fs.writeFile(target, Buffer.from(text, 'utf8'));
   await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(target));
@@ -247,17 +300,6 @@ async function tryModel(ctx: CommandContext, target: unknown): Promise<void> {
     void vscode.window.showErrorMessage(`The base model of ${adapter} (adapter_config.json, base_model_name_or_path) was not found.`);
     return;
   }
-  const prompt = await vscode.window.showInputBox({ title: 'QLoRA: Try Model — prompt', placeHolder: 'The text the model continues' });
-  if (prompt === undefined) return;
-  const common = ['generate', '--model', model, '--prompt', prompt, '--max-tokens', '64', '--temperature', '0'];
-  const [base, tuned] = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: 'QLoRA: generating', cancellable: false },
-    async () => Promise.all([runCli(ctx.cliPath, ctx.runtime(), common).done, runCli(ctx.cliPath, ctx.runtime(), [...common, '--adapter', adapter]).done]),
-  );
-  const show = async (title: string, text: string, column: vscode.ViewColumn) => {
-    const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: `# ${title}\n\n${text}\n` });
-    await vscode.window.showTextDocument(doc, { viewColumn: column, preview: false });
-  };
-  await show(`Base model (${basename(model)})`, base, vscode.ViewColumn.One);
-  await show(`Base + adapter (${relative(dirname(dirname(adapter)), adapter)})`, tuned, vscode.ViewColumn.Beside);
+  // A reusable tab: prompt, max tokens, temperature, Cancel, both texts streamed side by side.
+  TryModelPanel.show({ cliPath: ctx.cliPath, runtime: ctx.runtime, model, adapter, log: (l) => ctx.output.appendLine(l) });
 }

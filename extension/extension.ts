@@ -1,5 +1,6 @@
-// Activation: builds the extension's pieces once, pushes every disposable into
-// context.subscriptions, and shuts the training server down with the window.
+// Activation: builds the extension's pieces once and pushes every disposable into
+// context.subscriptions. The training server is not the window's: it keeps training
+// after a reload or a closed tab, and this window reconnects to it (serverManager.ts).
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
@@ -10,8 +11,10 @@ import { registerCommands } from './commands';
 import { createLanguageClient } from './languageClient';
 import { MetricsViewProvider } from './metricsView';
 import { resolveNodeRuntime } from './nodeRuntime';
+import { announceRun } from './notifications';
 import { RunsController } from './runs';
 import { RunsTreeProvider } from './runsTree';
+import { readRecord } from '../server/http/stateFile';
 import { ServerManager } from './serverManager';
 import { StatusBar } from './statusBar';
 
@@ -36,11 +39,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
   const cliPath = context.asAbsolutePath(join('dist', 'cli.js'));
   const runtime = () => resolveNodeRuntime(vscode.workspace.getConfiguration('qlora.server').get<string>('nodePath'));
 
-  server = new ServerManager({ cliPath, runsDir, runtime, log: (l) => log(`server: ${l}`) });
+  const idleTimeoutMs = () => 60_000 * Math.max(0, vscode.workspace.getConfiguration('qlora.server').get<number>('idleTimeoutMinutes') ?? 30);
+  server = new ServerManager({ cliPath, runsDir, runtime, idleTimeoutMs, log: (l) => log(`server: ${l}`) });
   const manager = server;
   context.subscriptions.push(manager.onDidChangeHealth((health, detail) => log(`server health: ${health} (${detail})`)));
 
-  const runs = new RunsController(manager, context.workspaceState, log);
+  const cliCommand = () => `node ${JSON.stringify(cliPath)}`;
+  const runs = new RunsController(manager, context.workspaceState, log, (run) => announceRun(run, cliCommand));
   const metrics = new MetricsViewProvider(context.extensionUri, runs, manager, log);
   const tree = new RunsTreeProvider(runs);
   context.subscriptions.push(
@@ -60,6 +65,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
   );
   trackAdapterFolders(context);
   trackModelFolders(context);
+  // A server that outlived the previous window (a reload, a closed tab): reconnect now, so
+  // the status bar and the Runs view follow its run without waiting for a view to open.
+  if (readRecord(manager.stateFile)) void runs.refresh().catch((e: Error) => log(`reconnecting: ${e.message}`));
 
   client = createLanguageClient(context);
   // The language server is a separate feature: its failure must not take the rest down.
@@ -68,7 +76,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
 }
 
 export async function deactivate(): Promise<void> {
-  await Promise.allSettled([client?.stop(), server?.shutdown()]);
+  // The server stays: runs go on without the window (it stops by itself when idle).
+  server?.dispose();
+  await Promise.allSettled([client?.stop()]);
 }
 
 /** Keeps the context key listing folders that hold adapter_config.json, for the explorer's Merge entry. */

@@ -1,8 +1,12 @@
-// The runs the training server knows, the one the user selected (shown by the Metrics
-// view, kept across window reloads), and the one training now (followed live for the
-// status bar). Start, stop and resume go through here.
-import { basename, dirname } from 'node:path';
+// The runs the training server knows (and those the CLI left in output folders of this
+// workspace, which it imports), the one the user selected (shown by the Metrics view,
+// kept across window reloads), and the one training now (followed live for the status
+// bar). Start, stop, resume, rename and delete go through here; the end of a run is
+// announced here.
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
+import { parse } from '../server/config';
 import {
   RESUMABLE_STATES,
   type ConfigDiagnostic,
@@ -30,6 +34,11 @@ export class RunsController implements vscode.Disposable {
   private lastStep: StepEvent | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /** Look for run folders in the workspace at the next refresh (first load, a new run.json, Refresh). */
+  private discoverNext = true;
+  /** Each run's state at the last refresh: a change from a live state is announced. */
+  private readonly lastStates = new Map<string, RunSummary['state']>();
+  private readonly watcher = vscode.workspace.createFileSystemWatcher('**/run.json');
   private readonly changed = new vscode.EventEmitter<void>();
   private readonly selectionChanged = new vscode.EventEmitter<string | undefined>();
   private readonly progressChanged = new vscode.EventEmitter<LiveProgress | undefined>();
@@ -43,7 +52,16 @@ export class RunsController implements vscode.Disposable {
     private readonly server: ServerManager,
     private readonly memento: vscode.Memento,
     private readonly log: (line: string) => void,
-  ) {}
+    /** What a finished, failed or interrupted run's notification offers. */
+    private readonly announce: (run: RunSummary) => void = () => {},
+  ) {
+    const rediscover = () => {
+      this.discoverNext = true;
+      if (this.loaded) void this.refresh().catch(() => {});
+    };
+    this.watcher.onDidCreate(rediscover);
+    this.watcher.onDidDelete(rediscover);
+  }
 
   get runs(): readonly RunSummary[] {
     return this.list;
@@ -71,16 +89,45 @@ export class RunsController implements vscode.Disposable {
   }
 
   /** Fetches the list (starting the server if need be) and follows the run that trains. */
-  refresh(): Promise<void> {
+  refresh(discover = false): Promise<void> {
+    if (discover) this.discoverNext = true;
     this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
 
+  /** Run folders (run.json) in the workspace that the server does not list: the CLI's runs. Imported. */
+  private async importDiscovered(client: Awaited<ReturnType<ServerManager['ensureStarted']>>, known: RunSummary[]): Promise<boolean> {
+    const files = await vscode.workspace.findFiles('**/run.json', '**/node_modules/**', 500);
+    const knownDirs = new Set(known.map((r) => r.outputDir));
+    let imported = false;
+    for (const f of files) {
+      const dir = dirname(f.fsPath);
+      if (knownDirs.has(dir)) continue;
+      try {
+        const run = await client.importRun(dir);
+        this.log(`found run ${run.id} in ${dir} (${run.origin ?? 'server'}, ${run.state}); added to the Runs view`);
+        imported = true;
+      } catch (e) {
+        this.log(`${dir}: not added to the Runs view: ${(e as Error).message}`);
+      }
+    }
+    return imported;
+  }
+
   private async doRefresh(): Promise<void> {
     const client = await this.server.ensureStarted();
-    const { runs } = await client.listRuns();
+    let { runs } = await client.listRuns();
+    if (this.discoverNext) {
+      this.discoverNext = false;
+      if (await this.importDiscovered(client, runs)) runs = (await client.listRuns()).runs;
+    }
     this.list = runs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     this.loaded = true;
+    for (const run of this.list) {
+      const before = this.lastStates.get(run.id);
+      if (before && LIVE_STATES.includes(before) && !LIVE_STATES.includes(run.state)) this.announce(run);
+      this.lastStates.set(run.id, run.state);
+    }
     const liveRun = this.list.find((r) => r.state === 'training') ?? this.list.find((r) => LIVE_STATES.includes(r.state));
     if (liveRun?.id !== this.follow?.runId) this.followRun(liveRun);
     this.changed.fire();
@@ -135,10 +182,56 @@ export class RunsController implements vscode.Disposable {
     if (r.type === 'state' || r.type === 'done' || r.type === 'error') void this.refresh().catch(() => {});
   }
 
+  /**
+   * Before a run starts over an output folder an earlier run used: a new folder
+   * (`runs/demo-2`), the default, with output.dir changed in the file; or starting afresh
+   * there; or resuming the earlier run. Returns false when the user backed out.
+   */
+  private async chooseOutput(document: vscode.TextDocument): Promise<{ overwrite: boolean } | false> {
+    const parsed = parse(document.getText(), dirname(document.uri.fsPath));
+    const outputDir = parsed.config.output.dir;
+    const used = ['run.json', 'checkpoints', 'adapter'].some((f) => existsSync(join(outputDir, f)));
+    if (!used) return { overwrite: false };
+    const occ = parsed.source.first.get('output.dir');
+    const written = occ?.valueRange ? document.getText().slice(occ.valueRange[0], occ.valueRange[1]) : undefined;
+    const plain = written !== undefined && /^[^'"#\s][^#]*$/.test(written.trim()) ? written.trim() : undefined;
+    let n = 2;
+    const stem = (plain ?? '').replace(/-\d+$/, '');
+    const stemDir = outputDir.replace(/-\d+$/, '');
+    while (existsSync(`${stemDir}-${n}`)) n++;
+    const earlier = this.list.find((r) => r.outputDir === outputDir && r.resumable !== false && RESUMABLE_STATES.includes(r.state));
+    type Choice = vscode.QuickPickItem & { action: 'new' | 'afresh' | 'resume' };
+    const items: Choice[] = [];
+    if (plain && occ?.valueRange) {
+      items.push({ label: `Train in a new folder: ${stem}-${n}`, detail: `output.dir becomes ${stem}-${n} in ${basename(document.uri.fsPath)}; ${plain} stays as it is`, action: 'new' });
+    }
+    items.push({ label: `Start afresh in ${plain ?? outputDir}`, detail: 'deletes the checkpoints there; the earlier run can no longer resume', action: 'afresh' });
+    if (earlier) items.push({ label: `Resume the earlier run (step ${earlier.step})`, detail: earlier.id, action: 'resume' });
+    const pick = await vscode.window.showQuickPick(items, {
+      title: `${plain ?? outputDir} already holds a run`, placeHolder: 'Where should this run write?', ignoreFocusOut: true,
+    });
+    if (!pick) return false;
+    if (pick.action === 'resume' && earlier) {
+      await this.resume(earlier.id);
+      return false;
+    }
+    if (pick.action === 'afresh') return { overwrite: true };
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(document.uri, new vscode.Range(document.positionAt(occ!.valueRange![0]), document.positionAt(occ!.valueRange![1])), `${stem}-${n}`);
+    await vscode.workspace.applyEdit(edit);
+    if (!document.isUntitled) await document.save();
+    return { overwrite: false };
+  }
+
   /** Submits a `.qlora` document; returns the new run's id, or undefined when it was refused. */
   async start(document: vscode.TextDocument): Promise<string | undefined> {
     const client = await this.server.ensureStarted();
-    const request = { configText: document.getText(), baseDir: dirname(document.uri.fsPath), configFile: document.uri.fsPath };
+    const output = await this.chooseOutput(document);
+    if (!output) return undefined;
+    const request = {
+      configText: document.getText(), baseDir: dirname(document.uri.fsPath), configFile: document.uri.fsPath,
+      ...(output.overwrite ? { overwrite: true } : {}),
+    };
     let created;
     try {
       created = await client.createRun(request);
@@ -182,12 +275,28 @@ export class RunsController implements vscode.Disposable {
     await this.refresh();
   }
 
+  async rename(id: string, name: string): Promise<void> {
+    const client = await this.server.ensureStarted();
+    await client.renameRun(id, name);
+    await this.refresh();
+  }
+
+  async delete(id: string): Promise<void> {
+    const client = await this.server.ensureStarted();
+    await client.deleteRun(id);
+    this.lastStates.delete(id);
+    if (this.selectedRunId === id) await this.select(undefined);
+    this.log(`run ${id} deleted`);
+    await this.refresh();
+  }
+
   /** Runs a command could act on, for a quick pick when none was named. */
   candidates(kind: 'stop' | 'resume'): RunSummary[] {
-    return this.list.filter((r) => (kind === 'stop' ? r.state === 'training' || r.state === 'queued' : RESUMABLE_STATES.includes(r.state)));
+    return this.list.filter((r) => (kind === 'stop' ? r.state === 'training' || r.state === 'queued' : isResumable(r)));
   }
 
   dispose(): void {
+    this.watcher.dispose();
     clearTimeout(this.pollTimer);
     this.follow?.dispose();
     this.changed.dispose();
@@ -196,9 +305,19 @@ export class RunsController implements vscode.Disposable {
   }
 }
 
-/** A short label for a run: its config file's name and its id. */
+/** A short label for a run: its name, else its output folder's and its id. */
 export function runLabel(run: RunSummary): string {
-  return `${basename(run.configFile)} · ${run.id}`;
+  return `${runName(run)} · ${run.id}`;
+}
+
+/** What the Runs view calls a run: the name given to it, else its output folder's name. */
+export function runName(run: RunSummary): string {
+  return run.name ?? (basename(run.outputDir) || basename(run.configFile) || run.id);
+}
+
+/** Resume can get somewhere: a resumable state, and not a failure that would only repeat (a config error). */
+export function isResumable(run: RunSummary): boolean {
+  return RESUMABLE_STATES.includes(run.state) && run.resumable !== false;
 }
 
 async function showConfigErrors(document: vscode.TextDocument, diagnostics: ConfigDiagnostic[]): Promise<void> {

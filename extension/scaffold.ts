@@ -12,7 +12,12 @@ export interface ScaffoldChoices {
   format: 'text' | 'alpaca' | 'chat';
   /** output.dir, likewise. */
   outputDir: string;
+  /** The model's context in tokens, when it could be read: max_seq_len is capped at it. */
+  contextLength?: number;
 }
+
+/** What a commented-out max_steps offers: uncommenting it alone gives a valid file. */
+export const SCAFFOLD_MAX_STEPS = 100;
 
 /** The data format a JSONL line looks like: chat messages, an instruction, else plain text. */
 export function guessFormat(firstLine: string | undefined): ScaffoldChoices['format'] {
@@ -40,15 +45,25 @@ export function scaffoldConfig(choices: ScaffoldChoices): string {
     'data.format': choices.format,
     'output.dir': yamlString(choices.outputDir),
   };
+  const seqLen = SCHEMA.data.keys.max_seq_len.default;
+  if (choices.contextLength && choices.contextLength < seqLen) chosen['data.max_seq_len'] = String(choices.contextLength);
+  // epochs and max_steps may not both be set. epochs is written commented out (its default
+  // applies), so that uncommenting max_steps, as epochs' comment invites, is all it takes.
+  const commented: Record<string, string> = {
+    'training.epochs': formatDefault(SCHEMA.training.keys.epochs) ?? '3',
+    'training.max_steps': String(SCAFFOLD_MAX_STEPS),
+  };
   const lines = ['# QLoRA fine-tune config. Hover a key for its documentation; the code lens above', '# line 1 estimates what the run costs before it starts.'];
   for (const section of SECTION_NAMES) {
     const spec = SCHEMA[section];
     lines.push('', `# ${spec.description}`, `${section}:`);
     for (const [name, key] of Object.entries(spec.keys as Readonly<Record<string, KeySpec>>)) {
-      const value = chosen[`${section}.${name}`] ?? formatDefault(key);
+      const path = `${section}.${name}`;
+      const value = chosen[path] ?? formatDefault(key);
       lines.push(`  # ${key.description}`);
-      // Keys without a default (max_steps, validation) are shown commented out.
-      lines.push(value === undefined ? `  # ${name}:` : `  ${name}: ${value}`);
+      // Keys without a default (validation) are shown commented out.
+      if (commented[path] !== undefined) lines.push(`  # ${name}: ${commented[path]}`);
+      else lines.push(value === undefined ? `  # ${name}:` : `  ${name}: ${value}`);
     }
   }
   return lines.join('\n') + '\n';

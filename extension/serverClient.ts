@@ -50,6 +50,17 @@ export class ServerClient {
   resumeRun(id: string): Promise<RunSummary> {
     return this.json('POST', Routes.resume(id), {});
   }
+  renameRun(id: string, name: string): Promise<RunSummary> {
+    return this.json('POST', Routes.rename(id), { name });
+  }
+  /** Forgets the run and deletes what it wrote into its output folder. */
+  deleteRun(id: string): Promise<void> {
+    return this.json('DELETE', Routes.run(id));
+  }
+  /** A run folder the CLI wrote joins the server's runs (idempotent). */
+  importRun(outputDir: string): Promise<RunSummary> {
+    return this.json('POST', Routes.importRun, { outputDir });
+  }
 
   /** Opens a run's event stream after event `lastEventId` (all of it when undefined). */
   openEvents(id: string, lastEventId: number | undefined): Promise<IncomingMessage> {
@@ -80,7 +91,7 @@ export class ServerClient {
     return { Authorization: `Bearer ${this.endpoint.token}` };
   }
 
-  private json<T>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+  private json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise<T>((resolve, reject) => {
       const req = request(
@@ -99,7 +110,8 @@ export class ServerClient {
         (res) => {
           readBody(res).then((text) => {
             const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve(parseJson(text) as T);
+            if (status === 204) resolve(undefined as T);
+            else if (status >= 200 && status < 300) resolve(parseJson(text) as T);
             else reject(new ServerError(status, parseJson(text)));
           }, reject);
         },

@@ -31,7 +31,14 @@ export const Routes = {
   stop: (id: string) => `/v1/runs/${encodeURIComponent(id)}/stop`,
   /** POST -> RunSummary: a stopped, interrupted or failed run is queued again from its newest complete checkpoint. */
   resume: (id: string) => `/v1/runs/${encodeURIComponent(id)}/resume`,
+  /** POST RenameRunRequest -> RunSummary. DELETE (the run) -> 204: see RunManager.delete. */
+  rename: (id: string) => `/v1/runs/${encodeURIComponent(id)}/rename`,
+  /** POST ImportRunRequest -> RunSummary: a run folder written elsewhere (the `qlora` CLI) joins this server's runs. */
+  importRun: '/v1/runs/import',
 } as const;
+
+export interface RenameRunRequest { name: string }
+export interface ImportRunRequest { outputDir: string }
 
 /** What a run id looks like; anything else is refused before it can name a path. */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -76,6 +83,14 @@ export interface RunSummary {
   error: string | null;
   /** Id of the newest event in metrics.jsonl: a client that has seen it is up to date. */
   lastEventId: number;
+  /** A name the user gave the run (Rename); absent: the output folder's name is shown. */
+  name?: string;
+  /** Who started it: the server, or the `qlora` CLI (found in its output folder and imported). */
+  origin?: 'server' | 'cli';
+  /** The error's place in the config (`file:line`), when the error names one. */
+  errorLocation?: { file: string; line: number } | null;
+  /** Whether Resume can get past the error (false for a config error, which fails again until edited). */
+  resumable?: boolean;
 }
 
 export interface RunListResponse { runs: RunSummary[] }
@@ -111,7 +126,8 @@ export interface ConfigErrorResponse {
 
 export type ErrorCode =
   | 'unauthorized' | 'forbidden-host' | 'bad-request' | 'invalid-run-id' | 'not-found' | 'config-invalid'
-  | 'output-in-use' | 'output-exists' | 'wrong-state' | 'body-too-large' | 'shutting-down' | 'internal';
+  | 'output-in-use' | 'output-exists' | 'wrong-state' | 'body-too-large' | 'shutting-down' | 'internal'
+  | 'busy-elsewhere';
 
 /** Every 4xx/5xx answer other than a config's diagnostics. */
 export interface ErrorResponse { error: string; code: ErrorCode }

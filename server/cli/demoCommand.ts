@@ -17,6 +17,7 @@ import { LlamaModel } from '../engine/model/llama';
 import { LoraAdapter } from '../engine/lora/adapter';
 import { readAdapter } from '../engine/lora/peft';
 import { generateIds } from '../engine/generate';
+import { RunRecorder } from '../http/runRecorder';
 
 export const demoUsage = 'qlora demo [--dir DIR] [--steps N]';
 
@@ -60,17 +61,26 @@ export async function demoCommand(args: string[]): Promise<void> {
   };
   say(`\nbefore fine-tuning, "Day 5." continues as:\n  ${await sample()}\n`);
   let first: number | undefined, last = 0;
-  const result = await train(trainSpec(config), {
-    onEvent: (e) => {
-      if (e.type === 'start') say(`fine-tuning on ${e.backend} (${e.device}): NF4 base + LoRA, ${e.trainableParams.toLocaleString('en-US')} trainable parameters, ${e.totalSteps} steps`);
-      if (e.type === 'step') {
-        first ??= e.loss;
-        last = e.loss;
-        if (e.step === 1 || e.step % 10 === 0) say(`  step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  ${e.tokensPerSec.toFixed(0)} tok/s`);
-      }
-      if (e.type === 'eval') say(`  eval loss at step ${e.step}: ${e.evalLoss.toFixed(4)}`);
-    },
-  });
+  // run.json + metrics.jsonl in output.dir, as `qlora train` writes them: the editor lists this run.
+  const record = RunRecorder.begin({ config, configText: CONFIG(steps), configFile: join(dir, 'demo.qlora'), resume: false });
+  let result: Awaited<ReturnType<typeof train>>;
+  try {
+    result = await train(trainSpec(config), {
+      onEvent: (e) => {
+        record.event(e);
+        if (e.type === 'start') say(`fine-tuning on ${e.backend} (${e.device}): NF4 base + LoRA, ${e.trainableParams.toLocaleString('en-US')} trainable parameters, ${e.totalSteps} steps`);
+        if (e.type === 'step') {
+          first ??= e.loss;
+          last = e.loss;
+          if (e.step === 1 || e.step % 10 === 0) say(`  step ${String(e.step).padStart(4)}  loss ${e.loss.toFixed(4)}  ${e.tokensPerSec.toFixed(0)} tok/s`);
+        }
+        if (e.type === 'eval') say(`  eval loss at step ${e.step}: ${e.evalLoss.toFixed(4)}`);
+      },
+    });
+  } catch (e) {
+    record.end('error', (e as Error).message);
+    throw e;
+  }
   say(`\nloss ${first?.toFixed(3)} -> ${last.toFixed(3)}; adapter saved to ${result.adapter}`);
   say(`\nafter fine-tuning, "Day 5." continues as:\n  ${await sample(result.adapter)}`);
 }

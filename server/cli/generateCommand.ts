@@ -2,7 +2,7 @@ import { backendFrom, loadForInference, parse, print, quantOptions, UsageError }
 import { generateIds } from '../engine/generate';
 import { ChatRenderer } from '../engine/train/chatTemplate';
 
-export const generateUsage = 'qlora generate --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--prompt TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--no-kv-cache] [--json]';
+export const generateUsage = 'qlora generate --model MODEL [--adapter DIR] [--quantization nf4|fp4|none] [--prompt TEXT] [--raw] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--no-kv-cache] [--json] [--stream]';
 
 /**
  * A model with a chat template gets `--prompt` as one user turn rendered with it (and a
@@ -15,7 +15,7 @@ export async function generateCommand(args: string[], signal?: AbortSignal): Pro
   const { values: v } = parse(args, {
     model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, raw: { type: 'boolean' },
     'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' },
-    'no-kv-cache': { type: 'boolean' }, json: { type: 'boolean' },
+    'no-kv-cache': { type: 'boolean' }, json: { type: 'boolean' }, stream: { type: 'boolean' },
     ...quantOptions,
   });
   const num = (name: string, s: string | undefined, dflt: number, ok: (x: number) => boolean) => {
@@ -46,9 +46,16 @@ export async function generateCommand(args: string[], signal?: AbortSignal): Pro
     }
     const kvCache = !v['no-kv-cache'];
     const started = performance.now();
-    const ids = await generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [...stopIds], kvCache, signal });
+    // --stream: one JSON line per token with the text generated so far (decoded whole, so
+    // pieces of one character never show half), then {"type":"done"} with the text.
+    const onToken = v.stream ? (_: number, so: readonly number[]) => process.stdout.write(JSON.stringify({ type: 'token', text: tokenizer.decode([...so]) }) + '\n') : undefined;
+    const ids = await generateIds(model, prompt, { maxTokens, temperature, topP, seed, stopIds: [...stopIds], kvCache, signal, onToken });
     const seconds = (performance.now() - started) / 1000;
     const text = tokenizer.decode(chat ? ids : [...prompt, ...ids]);
+    if (v.stream) {
+      process.stdout.write(JSON.stringify({ type: 'done', text: tokenizer.decode([...prompt, ...ids]), generated: tokenizer.decode(ids) }) + '\n');
+      return;
+    }
     print(!!v.json, {
       text, tokens: ids.length, promptTokens: prompt.length, chatTemplate: !!chat, kvCache, seconds, tokensPerSec: ids.length / seconds,
     }, text);

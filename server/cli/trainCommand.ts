@@ -1,5 +1,5 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { RunRecorder } from '../http/runRecorder';
 import { parse, UsageError } from './common';
 import { loadConfigFile } from '../config/load';
 import { formatDiagnostic } from '../config/diagnostics';
@@ -25,13 +25,15 @@ export async function trainCommand(args: string[]): Promise<void> {
   const { config, diagnostics } = loadConfigFile(file);
   for (const d of diagnostics) process.stderr.write(formatDiagnostic(file, d) + '\n');
   mkdirSync(config.output.dir, { recursive: true });
-  copyFileSync(resolve(file), join(config.output.dir, 'config.qlora'));
+  // run.json + metrics.jsonl in output.dir: the editor's Runs view lists this run too.
+  const record = RunRecorder.begin({ config, configText: readFileSync(file, 'utf8'), configFile: file, resume: !!v.resume, maxSteps });
   const json = !!v.json;
   let stopRequested = false;
   const onSignal = () => { stopRequested = true; };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const onEvent = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : humanPrinter();
+  const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : humanPrinter();
+  const onEvent = (e: TrainEvent) => { record.event(e); print(e); };
   try {
     await train(trainSpec(config), { maxSteps, resume: !!v.resume, onEvent, shouldStop: () => stopRequested });
   } catch (e) {

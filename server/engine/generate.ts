@@ -18,6 +18,8 @@ export interface GenerateOptions {
   kvCache?: boolean;
   /** Checked before each token: when aborted, generation throws the signal's reason. */
   signal?: AbortSignal;
+  /** Each new id as it is chosen, with all chosen so far (for streaming). */
+  onToken?: (id: number, ids: readonly number[]) => void;
 }
 
 /** The ids that follow `prompt` (prompt not included). */
@@ -53,6 +55,7 @@ export async function generateIds(model: LlamaModel, prompt: number[], opts: Gen
       if (opts.stopIds.includes(next)) break;
       seq.push(next);
       out.push(next);
+      opts.onToken?.(next, out);
       fresh = [next];
     }
   } finally {

@@ -56,6 +56,10 @@ export function createApp(o: AppOptions): express.Express {
     res.status(201).json(o.manager.create(req.body as CreateRunRequest));
   });
 
+  app.post(Routes.importRun, (req, res) => {
+    res.json(o.manager.importRun((req.body as { outputDir?: unknown } | undefined)?.outputDir));
+  });
+
   app.get('/v1/runs/:id', (req, res) => {
     res.json(o.manager.summary(o.manager.get(req.params.id)));
   });
@@ -70,6 +74,15 @@ export function createApp(o: AppOptions): express.Express {
 
   app.post('/v1/runs/:id/resume', (req, res) => {
     res.json(o.manager.resume(req.params.id));
+  });
+
+  app.post('/v1/runs/:id/rename', (req, res) => {
+    res.json(o.manager.rename(req.params.id, (req.body as { name?: unknown } | undefined)?.name));
+  });
+
+  app.delete('/v1/runs/:id', (req, res) => {
+    o.manager.delete(req.params.id);
+    res.status(204).end();
   });
 
   app.use((_req, res) => refuse(res, 404, { error: 'no such route', code: 'not-found' }));

@@ -2,8 +2,7 @@
 // child process, stopped, resumed, and found again after a restart. Everything it knows
 // is on disk under the runs folder (see run.ts), so a killed server loses nothing that
 // a checkpoint covers.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { hasErrors, parseAndCheck, type ConfigDiagnostic } from '../config';
 import { ConfigError } from '../config/load';
@@ -13,7 +12,7 @@ import {
   type CreateRunRequest, type CreateRunResponse, type RunState, type RunSummary, type StateEvent,
 } from '../protocol';
 import { ApiError } from './errors';
-import { isCreationDebris, Run, type RunFile } from './run';
+import { deleteRunOutputs, isCreationDebris, linkRun, newRunId, Run, unlinkRun, type RunFile } from './run';
 import { TrainingProcess, type Outcome, type SpawnWorker } from './trainingProcess';
 
 export interface RunManagerOptions {
@@ -62,7 +61,12 @@ export class RunManager {
       if (isCreationDebris(this.opts.runsDir, name)) { rmSync(dir, { recursive: true, force: true }); continue; } // a creation cut short
       if (!RUN_ID_PATTERN.test(name)) continue;
       const run = Run.load(dir);
-      if (!run || run.id !== name) { this.log(`${dir}: not a run folder (no readable run.json); ignored`); continue; }
+      if (!run || run.id !== name) {
+        // A link whose output.dir was deleted, or now holds a later run's record: the index entry goes.
+        if (isLink(dir)) { rmSync(dir, { force: true }); this.log(`${dir}: the run's output folder is gone or holds another run; forgotten`); continue; }
+        this.log(`${dir}: not a run folder (no readable run.json); ignored`);
+        continue;
+      }
       loaded.push(run);
     }
     loaded.sort((a, b) => a.file.createdAt.localeCompare(b.file.createdAt));
@@ -114,9 +118,18 @@ export class RunManager {
     const outputDir = resolve(checked.config.output.dir);
     const busy = [...this.runs.values()].find((r) => r.file.outputDir === outputDir && BUSY_STATES.includes(r.state));
     if (busy) throw new ApiError(409, 'output-in-use', `output.dir ${outputDir} is in use by run ${busy.id} (${busy.state})`);
+    const elsewhere = Run.load(outputDir);
+    if (elsewhere && !this.runs.has(elsewhere.id) && elsewhere.file.workerPid && BUSY_STATES.includes(elsewhere.state) && pidAlive(elsewhere.file.workerPid)) {
+      throw new ApiError(409, 'output-in-use', `output.dir ${outputDir} is in use by a run of another process (pid ${elsewhere.file.workerPid})`);
+    }
     if (!req.overwrite && newestCheckpoint(outputDir)) {
       throw new ApiError(409, 'output-exists', `output.dir ${outputDir} already holds checkpoints of an earlier run: ` +
         'choose another output.dir, or start over (overwrite)');
+    }
+    // The earlier run whose record is in that folder is replaced by this one.
+    for (const old of [...this.runs.values()].filter((r) => r.file.outputDir === outputDir)) {
+      this.runs.delete(old.id);
+      unlinkRun(this.opts.runsDir, old.id);
     }
     const now = new Date().toISOString();
     const file: RunFile = {
@@ -158,6 +171,54 @@ export class RunManager {
     run.update({ queueSeq: ++this.queueSeq });
     this.setState(run, 'queued', {});
     this.schedule();
+    return this.summary(run);
+  }
+
+  rename(id: string, name: unknown): RunSummary {
+    const run = this.get(id);
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 200 || /[\n\r]/.test(name)) {
+      throw new ApiError(400, 'bad-request', 'name must be a single line of 1-200 characters');
+    }
+    run.update({ name: name.trim() });
+    return this.summary(run);
+  }
+
+  /**
+   * Forgets a run and deletes what it wrote into its output.dir (record, checkpoints,
+   * adapter; nothing else there), and the folder if that leaves it empty.
+   */
+  delete(id: string): void {
+    const run = this.get(id);
+    if (BUSY_STATES.includes(run.state)) throw new ApiError(409, 'wrong-state', `run ${id} is ${run.state}: stop it first`);
+    this.runs.delete(id);
+    this.positions.delete(id);
+    unlinkRun(this.opts.runsDir, id);
+    // Another run may have taken the folder since (a later start over it): its files stay.
+    const current = Run.load(run.file.outputDir);
+    if (!current || current.id === id) deleteRunOutputs(run.file.outputDir);
+  }
+
+  /**
+   * A run folder written by another process (`qlora train`, `qlora demo`) joins this
+   * server's runs: listed, streamed, resumable. One still training there is refused.
+   */
+  importRun(outputDir: unknown): RunSummary {
+    if (typeof outputDir !== 'string' || !isAbsolute(outputDir)) throw new ApiError(400, 'bad-request', 'outputDir must be an absolute path');
+    const found = Run.load(resolve(outputDir));
+    if (!found || !RUN_ID_PATTERN.test(found.id)) throw new ApiError(404, 'not-found', `${outputDir} holds no readable run.json`);
+    const known = this.runs.get(found.id);
+    if (known) return this.summary(known);
+    if (BUSY_STATES.includes(found.state) && found.file.workerPid && pidAlive(found.file.workerPid)) {
+      throw new ApiError(409, 'busy-elsewhere', `the run in ${outputDir} is still training in process ${found.file.workerPid}`);
+    }
+    const run = Run.load(resolve(outputDir))!;
+    linkRun(this.opts.runsDir, run.id, run.dir);
+    this.runs.set(run.id, run);
+    this.queueSeq = Math.max(this.queueSeq, run.file.queueSeq ?? 0);
+    run.update({ outputDir: resolve(outputDir), queueSeq: run.file.queueSeq ?? 0, launches: Math.max(1, run.file.launches ?? 1) });
+    if (BUSY_STATES.includes(run.state)) {
+      this.setState(run, 'interrupted', { workerPid: null, message: 'the process that trained it is gone; resume continues from its newest complete checkpoint' });
+    }
     return this.summary(run);
   }
 
@@ -317,9 +378,21 @@ function outputOutsideBase(checked: ReturnType<typeof parseAndCheck>, baseDir: s
   };
 }
 
-function newRunId(): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${t}-${randomBytes(3).toString('hex')}`;
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Waits (bounded) until process `pid` is gone. */

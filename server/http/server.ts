@@ -7,6 +7,7 @@ import pkg from '../../package.json';
 import { MIN_TOKEN_LENGTH, TOKEN_ENV } from '../protocol';
 import { createApp } from './app';
 import { RunManager } from './runManager';
+import { claimRecord, publishRecord, releaseRecord, type ServerRecord } from './stateFile';
 import { forkWorker, type SpawnWorker } from './trainingProcess';
 
 export interface ServerOptions {
@@ -16,6 +17,11 @@ export interface ServerOptions {
   token: string | undefined;
   /** Starts a training process; by default this program again as `qlora serve --worker`. */
   spawnWorker?: SpawnWorker;
+  /** The per-user record (stateFile.ts) that lets editor windows find this server; none when omitted. */
+  stateFile?: string;
+  /** With no run queued or training and no event stream open for this long, onIdle is called; 0 or absent: never. */
+  idleTimeoutMs?: number;
+  onIdle?: () => void;
 }
 
 export interface RunningServer {
@@ -32,8 +38,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (token.length < MIN_TOKEN_LENGTH) throw new Error(`${TOKEN_ENV} is too short (at least ${MIN_TOKEN_LENGTH} characters)`);
   const runsDir = resolve(o.runsDir);
   const manager = new RunManager({ runsDir, spawnWorker: o.spawnWorker ?? forkWorker });
-  takeLock(runsDir);
-  await manager.init();
+  const record: ServerRecord = { pid: process.pid, port: null, token, version: pkg.version, runsDir, startedAt: new Date().toISOString() };
+  if (o.stateFile) claimRecord(o.stateFile, record);
+  try {
+    takeLock(runsDir);
+    await manager.init();
+  } catch (e) {
+    if (o.stateFile) releaseRecord(o.stateFile);
+    throw e;
+  }
 
   let port = 0;
   const streams = new Set<() => void>();
@@ -47,15 +60,28 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   port = (server.address() as AddressInfo).port;
   writeFileSync(join(runsDir, LOCK_FILE), JSON.stringify({ pid: process.pid, port }) + '\n');
+  if (o.stateFile) publishRecord(o.stateFile, { ...record, port });
+
+  // Idle: nothing to train and nobody watching. Checked on a timer rather than on every
+  // event, so a run queued right after another ends never sees the server go.
+  let idleSince = Date.now();
+  const idleTimer = o.idleTimeoutMs && o.onIdle ? setInterval(() => {
+    const h = manager.health();
+    if (h.training || h.queued > 0 || streams.size > 0) idleSince = Date.now();
+    else if (Date.now() - idleSince >= o.idleTimeoutMs!) { clearInterval(idleTimer); o.onIdle!(); }
+  }, Math.min(1000, o.idleTimeoutMs)) : undefined;
+  idleTimer?.unref();
 
   let closing: Promise<void> | undefined;
   return {
     port,
     shutdown: () => (closing ??= (async () => {
+      clearInterval(idleTimer);
       await manager.shutdown();
       for (const end of [...streams]) end();
       await new Promise<void>((res) => { server.close(() => res()); server.closeAllConnections(); });
       rmSync(join(runsDir, LOCK_FILE), { force: true });
+      if (o.stateFile) releaseRecord(o.stateFile);
     })()),
   };
 }

@@ -54,7 +54,6 @@ export async function runWorker(job: WorkerJob): Promise<number> {
   try {
     const { config } = checkConfigText(job.configText, job.baseDir, job.configFile);
     mkdirSync(config.output.dir, { recursive: true });
-    writeFileSync(join(config.output.dir, 'config.qlora'), job.configText);
     await train(trainSpec(config), {
       maxSteps: job.maxSteps, resume: job.resume, onEvent: record,
       shouldStop: () => {

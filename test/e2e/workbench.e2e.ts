@@ -265,7 +265,7 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     assert.ok(statSync(join(workspace, 'runs', 'e2e-merged', 'model.safetensors')).size > 0);
   });
 
-  test('tries the model: base and base + adapter side by side', async () => {
+  test('tries the model: base and base + adapter side by side, streamed, in one tab that asks for no save', async () => {
     await page.locator('.explorer-folders-view').getByRole('treeitem', { name: 'adapter', exact: true }).click({ button: 'right' });
     const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Try Model' }).first();
     await item.waitFor({ timeout: 10_000 });
@@ -273,12 +273,21 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     await page.waitForTimeout(150);
     await item.click();
     if (await page.locator('.context-view .monaco-menu').isVisible()) await page.keyboard.press('Enter');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill('Day 5.');
-    await page.keyboard.press('Enter');
-    await page.locator('.view-line', { hasText: '# Base + adapter' }).first().waitFor({ timeout: 60_000 });
-    await page.locator('.view-line', { hasText: '# Base model' }).first().waitFor({ timeout: 10_000 });
+    const frame = await waitFor('the Try Model view', async () => {
+      for (const f of page.frames()) if (await f.$('#out-adapter').catch(() => null)) return f;
+      return undefined;
+    }, 30_000);
+    await frame.locator('#prompt').fill('Day 5.');
+    await frame.locator('#max-tokens').fill('12');
+    await frame.locator('#temperature').fill('0.7');
+    await frame.locator('#generate').click();
+    await waitFor('both texts', async () => ((await frame.locator('#status').innerText()) === 'done' ? true : undefined), 120_000);
+    for (const side of ['base', 'adapter']) {
+      const text = await frame.locator(`#out-${side}`).innerText();
+      assert.ok(text.startsWith('Day 5.') && text.length > 'Day 5.'.length, `${side}: ${text}`);
+    }
+    // A webview tab, not Untitled documents: nothing is dirty, so closing asks nothing.
+    assert.equal(await page.locator('.tab.dirty').count(), 0);
     await shot(page, '9-try-model');
   });
 

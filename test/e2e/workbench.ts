@@ -2,7 +2,7 @@
 // with the packaged extension installed, driven by Playwright in Debian's Chromium.
 // See ../shared/docs/E2E.md for why this and not @vscode/test-electron here.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,8 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
     PATH: `${node24Bin}:${process.env.PATH}`,
     XDG_CONFIG_HOME: join(dir, 'xdg-config'),
     XDG_DATA_HOME: join(dir, 'xdg-data'),
+    // The training server records itself here (per user) and outlives code-server: close() stops it.
+    XDG_STATE_HOME: join(dir, 'xdg-state'),
   };
   mkdirSync(join(dir, 'data', 'User'), { recursive: true });
   writeFileSync(join(dir, 'data', 'User', 'settings.json'), JSON.stringify(SETTINGS, null, 2));
@@ -90,42 +92,96 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
   );
   child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
   child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`code-server exited: ${log.join('')}`);
-    if (Date.now() > deadline) throw new Error(`code-server did not answer /healthz: ${log.join('')}`);
-    await new Promise((r) => setTimeout(r, 200));
+  // A start that fails half-way must not leave code-server (and what it started) running.
+  try {
+    return await startPage();
+  } catch (e) {
+    child.kill('SIGTERM');
+    await stopTrainingServers(dir);
+    throw e;
   }
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1100 } });
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
-  });
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  async function startPage(): Promise<Workbench> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        if (res.ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (child.exitCode !== null) throw new Error(`code-server exited: ${log.join('')}`);
+      if (Date.now() > deadline) throw new Error(`code-server did not answer /healthz: ${log.join('')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
 
-  const close = async () => {
-    await browser.close().catch(() => {});
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    let page: Page;
+    try {
+      const context = await browser.newContext({ viewport: { width: 1440, height: 1100 } });
+      page = await context.newPage();
+      page.on('console', (m) => {
+        if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
+      });
+      // A shared, loaded machine can take well over 30 s to serve the first page.
+      await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 180_000 });
+      await page.waitForSelector('.monaco-workbench', { timeout: 120_000 });
+    } catch (e) {
+      await browser.close().catch(() => {});
+      throw e;
+    }
+
+    const close = async () => {
+      await browser.close().catch(() => {});
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      await stopTrainingServers(dir);
+    };
+    return { dir, port, page, browser, codeServer: child, log, close };
+  }
+}
+
+/** The training servers this profile's windows started: their pids, from the per-user records. */
+export function trainingServers(dir: string): number[] {
+  const records = join(dir, 'xdg-state', 'qlora-studio');
+  if (!existsSync(records)) return [];
+  return readdirSync(records).filter((f) => /^server-.*\.json$/.test(f)).flatMap((f) => {
+    try {
+      return [JSON.parse(readFileSync(join(records, f), 'utf8')).pid as number];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The server is detached from code-server (a window's end never stops it): stop it as a person would, SIGTERM. */
+async function stopTrainingServers(dir: string): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
     }
   };
-  return { dir, port, page, browser, codeServer: child, log, close };
+  for (const pid of trainingServers(dir)) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      continue;
+    }
+    const until = Date.now() + 30_000;
+    while (alive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
 }
 
 /** Runs a command from the palette, as a person would: F1, its title, Enter. */
@@ -135,7 +191,7 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   await input.waitFor({ state: 'visible' });
   await input.fill(`>${title}`);
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await row.waitFor({ state: 'visible', timeout: 60_000 });
   await page.keyboard.press('Enter');
 }
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parse } from '../../server/config';
 import { ALL_KEYS } from '../../server/config/schema';
-import { guessFormat, scaffoldConfig } from '../../extension/scaffold';
+import { guessFormat, SCAFFOLD_MAX_STEPS, scaffoldConfig } from '../../extension/scaffold';
 
 describe('config scaffold', () => {
   const text = scaffoldConfig({ model: './models/tiny', data: './data/train.jsonl', format: 'alpaca', outputDir: './runs/train' });
@@ -23,6 +23,24 @@ describe('config scaffold', () => {
       assert.match(text, new RegExp(`^  (# )?${k.name}:`, 'm'), k.path);
       assert.ok(text.includes(`# ${k.spec.description}`), k.path);
     }
+  });
+
+  test('uncommenting max_steps (as the epochs comment invites) gives a valid config that uses it', () => {
+    const uncommented = text.replace(/^  # max_steps: (\d+)$/m, '  max_steps: $1');
+    assert.notEqual(uncommented, text, 'the scaffold offers a commented max_steps with a value');
+    const { config, diagnostics } = parse(uncommented, '/work/project');
+    assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
+    assert.equal(config.training.max_steps, SCAFFOLD_MAX_STEPS);
+    // And uncommenting epochs instead is valid too.
+    const epochs = parse(text.replace(/^  # epochs: (\d+)$/m, '  epochs: $1'), '/work/project');
+    assert.deepEqual(epochs.diagnostics.filter((d) => d.severity === 'error'), []);
+  });
+
+  test('max_seq_len is capped at the model\'s context', () => {
+    const short = scaffoldConfig({ model: './m', data: './d.jsonl', format: 'text', outputDir: './runs/x', contextLength: 128 });
+    assert.equal(parse(short, '/p').config.data.max_seq_len, 128);
+    const long = scaffoldConfig({ model: './m', data: './d.jsonl', format: 'text', outputDir: './runs/x', contextLength: 4096 });
+    assert.equal(parse(long, '/p').config.data.max_seq_len, 256);
   });
 
   test('paths that YAML would misread are quoted', () => {

@@ -1,8 +1,9 @@
 // The server manager against a stand-in server (spawn, token, health, crash and restart,
-// shutdown, failures) and against the real `qlora serve` from dist/ when it is built.
+// shutdown, failures, the per-user state file: reconnecting, sharing, stale records) and
+// against the real `qlora serve` from dist/ when it is built.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -18,7 +19,11 @@ const fake = join(__dirname, 'fixtures', 'fakeServer.mjs');
 // Runs folders live one level down, so that the manager's owner file beside them is cleaned up too.
 const base = mkdtempSync(join(tmpdir(), 'qlora-manager-'));
 const runsDir = join(base, 'runs');
+const stateDir = join(base, 'state');
 const managers: ServerManager[] = [];
+let nextState = 0;
+/** A state file of its own per test, unless one is named (windows sharing a server). */
+const freshStateFile = () => join(stateDir, `server-${++nextState}.json`);
 // A failed assertion must not leave a server running (nor keep this process alive).
 after(async () => {
   await Promise.all(managers.map((m) => m.shutdown()));
@@ -29,7 +34,9 @@ function manager(env: Record<string, string> = {}, options: Partial<ServerManage
   const log: string[] = [];
   const health: ServerHealth[] = [];
   const runtime = (): NodeRuntime => ({ command: process.execPath, env, source: 'setting' });
-  const m = new ServerManager({ cliPath: fake, runsDir, runtime, log: (l) => log.push(l), startTimeoutMs: 10_000, ...options });
+  const m = new ServerManager({
+    cliPath: fake, runsDir, runtime, log: (l) => log.push(l), startTimeoutMs: 10_000, stateFile: freshStateFile(), ...options,
+  });
   m.onDidChangeHealth((h) => health.push(h));
   managers.push(m);
   return { m, log, health };
@@ -74,7 +81,7 @@ describe('server manager', () => {
     // The token is never on the command line, and it is long and random.
     assert.ok(!h.argv.join(' ').includes(client.endpoint.token));
     assert.ok(client.endpoint.token.length >= 40, 'a 32-byte token');
-    assert.deepEqual(h.argv.slice(2), ['serve', '--port', '0', '--runs-dir', runsDir]);
+    assert.deepEqual(h.argv.slice(2), ['serve', '--port', '0', '--runs-dir', runsDir, '--state-file', m.stateFile]);
     // Without the token the server answers 401: the manager's token is the one it checks.
     await assert.rejects(new ServerClient({ port: client.endpoint.port, token: 'x'.repeat(43) }).health(), (e: ServerError) => e.status === 401);
     // Lines before the port (stderr) and after it (stdout) reach the log.
@@ -83,13 +90,81 @@ describe('server manager', () => {
     await m.shutdown();
   });
 
-  test('each start gets a new token', async () => {
+  test('each server gets its own token', async () => {
     const a = manager();
     const b = manager();
     const [ca, cb] = await Promise.all([a.m.ensureStarted(), b.m.ensureStarted()]);
     assert.notEqual(ca.endpoint.token, cb.endpoint.token);
     assert.notEqual(ca.endpoint.port, cb.endpoint.port);
     await Promise.all([a.m.shutdown(), b.m.shutdown()]);
+  });
+
+  test('the state file: pid, port, token and version, readable by its owner only (0600)', async () => {
+    const { m } = manager();
+    const client = await m.ensureStarted();
+    const record = JSON.parse(readFileSync(m.stateFile, 'utf8'));
+    assert.equal(record.pid, m.pid);
+    assert.equal(record.port, client.endpoint.port);
+    assert.equal(record.token, client.endpoint.token);
+    assert.equal(typeof record.version, 'string');
+    assert.equal(statSync(m.stateFile).mode & 0o777, 0o600);
+    await m.shutdown();
+    assert.ok(!existsSync(m.stateFile), 'a server that stops removes its record');
+  });
+
+  test('two windows share one server: the second reconnects, even when both start at once', async () => {
+    const shared = freshStateFile();
+    const a = manager({}, { stateFile: shared });
+    const b = manager({}, { stateFile: shared });
+    const [ca, cb] = await Promise.all([a.m.ensureStarted(), b.m.ensureStarted()]);
+    assert.equal(a.m.pid, b.m.pid);
+    assert.equal(ca.endpoint.port, cb.endpoint.port);
+    assert.equal(ca.endpoint.token, cb.endpoint.token);
+    // A third window, later, finds it through the record.
+    const c = manager({}, { stateFile: shared });
+    await c.m.ensureStarted();
+    assert.equal(c.m.pid, a.m.pid);
+    assert.ok(c.m.reconnected);
+    assert.ok(c.log.some((l) => l.startsWith(`reconnected to the training server (pid ${a.m.pid}`)));
+    // Stopping it from one window: the others see it stopped (not crashed) and do not restart it.
+    await a.m.shutdown();
+    await until('the other windows see it stopped', () => b.m.health === 'stopped' && c.m.health === 'stopped');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(c.m.health, 'stopped');
+    assert.ok(!existsSync(shared));
+  });
+
+  test('a window that closes leaves the server running; the next window reconnects to it', async () => {
+    const shared = freshStateFile();
+    const first = manager({}, { stateFile: shared });
+    const client = await first.m.ensureStarted();
+    const pid = first.m.pid!;
+    first.m.dispose();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(alive(pid), 'the server outlives the window');
+    const second = manager({}, { stateFile: shared });
+    const again = await second.m.ensureStarted();
+    assert.equal(second.m.pid, pid);
+    assert.equal(again.endpoint.token, client.endpoint.token);
+    assert.equal((await again.health()).pid, pid);
+    // A reconnected window notices a crash too (no exit event: the pid is watched) and restarts it.
+    process.kill(pid, 'SIGKILL');
+    await until('restarted', () => second.m.health === 'ready' && second.m.pid !== pid);
+    await second.m.shutdown();
+  });
+
+  test('a stale record (its pid is gone) is removed and a new server starts', async () => {
+    const stale = freshStateFile();
+    mkdirSync(stateDir, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout);
+    writeFileSync(stale, JSON.stringify({ pid: deadPid, port: 1, token: 't'.repeat(43), version: 'old', runsDir, startedAt: '' }), { mode: 0o600 });
+    const { m, log } = manager({}, { stateFile: stale });
+    await m.ensureStarted();
+    assert.notEqual(m.pid, deadPid);
+    assert.ok(log.some((l) => l.includes(`stale record of a server that is gone (pid ${deadPid})`)));
+    assert.equal(JSON.parse(readFileSync(stale, 'utf8')).pid, m.pid);
+    await m.shutdown();
   });
 
   test('restarts after a crash, on a new port, and serves again', async () => {
@@ -119,7 +194,7 @@ describe('server manager', () => {
       await until('an error that stays', () => m.health === 'error' && m.detail.includes('not restarting'));
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(m.health, 'error');
-      assert.equal(m.pid, second);
+      assert.equal(m.pid, undefined, 'no server was started since');
       // A user action starts it again.
       await m.ensureStarted();
       assert.equal(m.health, 'ready');
@@ -175,7 +250,7 @@ describe('server manager', () => {
   test('a missing runtime is an error, not a hang', async () => {
     const log: string[] = [];
     const m = new ServerManager({
-      cliPath: fake, runsDir, log: (l) => log.push(l),
+      cliPath: fake, runsDir, log: (l) => log.push(l), stateFile: freshStateFile(),
       runtime: () => ({ command: join(runsDir, 'no-such-node'), env: {}, source: 'setting' }),
     });
     await assert.rejects(m.ensureStarted(), /could not start|exited during start/);
@@ -195,12 +270,14 @@ describe('server manager with the real qlora serve', { skip: existsSync(cli) ? f
     const dir = join(base, 'real');
     const log: string[] = [];
     const m = new ServerManager({
-      cliPath: cli, runsDir: dir, log: (l) => log.push(l),
+      cliPath: cli, runsDir: dir, log: (l) => log.push(l), stateFile: freshStateFile(),
       runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
     });
     try {
       const client = await m.ensureStarted();
       const h = await client.health();
+      assert.equal(statSync(m.stateFile).mode & 0o777, 0o600);
+      assert.equal(JSON.parse(readFileSync(m.stateFile, 'utf8')).token, client.endpoint.token);
       assert.equal(h.ok, true);
       assert.equal(h.pid, m.pid);
       const pid = m.pid!;
@@ -210,31 +287,44 @@ describe('server manager with the real qlora serve', { skip: existsSync(cli) ? f
       await m.shutdown();
       assert.ok(!alive(pid));
       assert.ok(!existsSync(join(dir, 'server.json')));
+      assert.ok(!existsSync(m.stateFile));
     } finally {
       await m.shutdown();
     }
   });
 
-  test('ends an orphaned server that still holds the runs folder, then starts', async () => {
-    const dir = join(base, 'orphan');
-    // A server whose parent (here a shell, standing for a killed extension host) is gone.
-    const r = spawnSync('sh', ['-c', '"$NODE" "$CLI" serve --port 0 --runs-dir "$DIR" >/dev/null 2>&1 & echo $!'], {
-      env: { ...process.env, NODE: process.execPath, CLI: cli, DIR: dir, QLORA_SERVER_TOKEN: 'o'.repeat(32) }, encoding: 'utf8',
-    });
-    const orphan = Number(r.stdout.trim());
-    const log: string[] = [];
+  test('stops by itself when idle (--idle-timeout), removing its record', async () => {
     const m = new ServerManager({
-      cliPath: cli, runsDir: dir, log: (l) => log.push(l), runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
+      cliPath: cli, runsDir: join(base, 'idle'), log: () => {}, stateFile: freshStateFile(), idleTimeoutMs: () => 1000,
+      runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
     });
     try {
-      await until('the orphan holds the lock', () => existsSync(join(dir, 'server.json')) && readFileSync(join(dir, 'server.json'), 'utf8').includes(String(orphan)));
-      const client = await m.ensureStarted();
-      assert.ok(!alive(orphan), 'the orphan was ended');
-      assert.ok(log.some((l) => l.includes(`orphaned training server (pid ${orphan})`)));
-      assert.equal((await client.health()).pid, m.pid);
+      await m.ensureStarted();
+      const pid = m.pid!;
+      await until('the idle server to go', () => !alive(pid), 15_000);
+      assert.ok(!existsSync(m.stateFile));
+      await until('the window to see it stopped', () => m.health === 'stopped');
     } finally {
       await m.shutdown();
-      if (alive(orphan)) process.kill(orphan, 'SIGKILL');
+    }
+  });
+
+  test('one server per user and runs folder: a second qlora serve is refused while the first lives', async () => {
+    const dir = join(base, 'single');
+    const state = freshStateFile();
+    const m = new ServerManager({
+      cliPath: cli, runsDir: dir, log: () => {}, stateFile: state, runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
+    });
+    try {
+      await m.ensureStarted();
+      const r = spawnSync(process.execPath, [cli, 'serve', '--port', '0', '--runs-dir', dir, '--state-file', state], {
+        env: { ...process.env, QLORA_SERVER_TOKEN: 'o'.repeat(43) }, encoding: 'utf8', timeout: 20_000,
+      });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, new RegExp(`another qlora server \\(pid ${m.pid}`));
+      assert.equal(JSON.parse(readFileSync(state, 'utf8')).pid, m.pid, 'the first keeps its record');
+    } finally {
+      await m.shutdown();
     }
   });
 
@@ -242,7 +332,8 @@ describe('server manager with the real qlora serve', { skip: existsSync(cli) ? f
     const ws = mkdtempSync(join(tmpdir(), 'qlora-stream-'));
     writeWorkspace(ws);
     const m = new ServerManager({
-      cliPath: cli, runsDir: join(ws, '.runs'), log: () => {}, runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
+      cliPath: cli, runsDir: join(ws, '.runs'), log: () => {}, stateFile: freshStateFile(),
+      runtime: () => ({ command: process.execPath, env: {}, source: 'setting' }),
     });
     const streams: RunStream[] = [];
     try {

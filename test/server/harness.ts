@@ -30,7 +30,9 @@ export function startServer(runsDir: string, opts: { token?: string | null; time
   if (opts.token === null) delete env.QLORA_SERVER_TOKEN;
   else env.QLORA_SERVER_TOKEN = opts.token ?? TOKEN;
   // `wrap` runs it under another command (e.g. `unshare --user`, to be a user without root's read rights).
-  const argv = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir];
+  const argv = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', join(projectRoot, 'server/cli.ts'), 'serve', '--port', '0', '--runs-dir', runsDir,
+    // Its per-user record beside the runs folder, not in the home folder.
+    '--state-file', `${runsDir}.server-state.json`];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });

@@ -4,7 +4,7 @@
 // it missed and then the live tail; health answers fast while a run trains.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   http, metricsOf, sse, startServer, stepsOf, trainWithCli, waitForState, workspace, type ServerProcess, type Workspace,
@@ -66,8 +66,13 @@ test('a run created over HTTP streams the losses `qlora train --json` prints for
   assert.equal(summary.step, SHORT.maxSteps);
   assert.equal(summary.lastEventId, ids[ids.length - 1]);
   assert.ok(summary.adapter && existsSync(join(summary.adapter, 'adapter_model.safetensors')));
-  assert.equal(JSON.parse(readFileSync(join(runsDir, id, 'run.json'), 'utf8')).state, 'done');
-  assert.equal(readFileSync(join(runsDir, id, 'config.qlora'), 'utf8'), ws.configText(SHORT, './runs/http'));
+  // The record lives in output.dir (the runs folder links to it), with the config text it was made from.
+  const record = JSON.parse(readFileSync(join(summary.outputDir, 'run.json'), 'utf8'));
+  assert.equal(record.state, 'done');
+  assert.equal(record.configText, ws.configText(SHORT, './runs/http'));
+  assert.equal(JSON.parse(readFileSync(join(runsDir, id, 'run.json'), 'utf8')).id, id);
+  assert.ok(existsSync(join(summary.outputDir, 'metrics.jsonl')) && existsSync(join(summary.outputDir, 'config.resolved.json')));
+  assert.ok(!readdirSync(summary.outputDir).some((f) => f.endsWith('.qlora')), 'no .qlora copy for the editor to flag or offer');
   const health = (await http(server.port, 'GET', '/v1/health')).json() as HealthResponse;
   assert.equal(health.backend, 'wasm');
   assert.match(health.version, /^\d+\.\d+\.\d+/);
