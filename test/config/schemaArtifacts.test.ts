@@ -20,14 +20,14 @@ test('syntaxes/qlora.tmLanguage.json is the grammar the schema generates', () =>
   assert.equal(readFileSync(join(projectRoot, 'syntaxes', 'qlora.tmLanguage.json'), 'utf8'), tmGrammarText(), REGENERATE);
 });
 
-test('the keys of DESIGN.md\'s sketch and of the training-loop issue are declared', () => {
+test('the keys of DESIGN.md\'s sketch, the training-loop issue and issue 19 are declared', () => {
   const contract = [
     'model.base', 'model.quantization', 'model.double_quant', 'model.block_size',
     'lora.r', 'lora.alpha', 'lora.dropout', 'lora.target_modules', 'lora.rslora',
     'data.train', 'data.format', 'data.validation_split', 'data.max_seq_len', 'data.validation', 'data.train_on_prompt',
     'training.epochs', 'training.max_steps', 'training.micro_batch_size', 'training.gradient_accumulation_steps',
     'training.learning_rate', 'training.lr_scheduler', 'training.warmup_steps', 'training.max_grad_norm', 'training.seed',
-    'training.eval_every', 'training.save_every', 'training.backend', 'training.weight_decay',
+    'training.eval_every', 'training.save_every', 'training.backend', 'training.weight_decay', 'training.gradient_checkpointing',
     'output.dir',
   ];
   assert.deepEqual(ALL_KEYS.map((k) => k.path).sort(), contract.sort());
