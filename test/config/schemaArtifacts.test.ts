@@ -20,7 +20,7 @@ test('syntaxes/qlora.tmLanguage.json is the grammar the schema generates', () =>
   assert.equal(readFileSync(join(projectRoot, 'syntaxes', 'qlora.tmLanguage.json'), 'utf8'), tmGrammarText(), REGENERATE);
 });
 
-test('the keys of DESIGN.md\'s sketch and of the training-loop issue are declared', () => {
+test('the keys of DESIGN.md\'s sketch, the training-loop issue and issue 19 are declared', () => {
   const contract = [
     'model.base', 'model.quantization', 'model.double_quant', 'model.block_size',
     'lora.r', 'lora.alpha', 'lora.dropout', 'lora.target_modules', 'lora.rslora',

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
     seqLen: config.data.max_seq_len, microBatch: config.training.micro_batch_size,
     gradientCheckpointing: config.training.gradient_checkpointing,
   });
-  const tables = frozenTableBytes(model, { fullPrecision: config.model.quantization === 'none' });
+  const tables = frozenTableBytes(model); // bf16/fp16 checkpoints
   console.log(`plan: activations ${(plan.peak / MB).toFixed(0)} MiB at T ${config.data.max_seq_len} (held ${(plan.held / MB).toFixed(0)}, ` +
     `block ${(plan.blockPeak / MB).toFixed(0)}, loss ${(plan.lossPeak / MB).toFixed(0)}); host tables ${((tables.embedding + tables.head) / MB).toFixed(0)} MiB`);
   let cpu = process.cpuUsage();

@@ -2,9 +2,10 @@
 // the figures a memory plan (the cost lens, a pre-flight check) is computed from.
 //
 // The design (llama.ts, chunkedLoss.ts, frozenTable.ts):
-// - Embedding and an untied head: one compact table each on the host (bf16, 2 bytes a
-//   value; fp32 only with quantization none), outside the backend's heap. A tied head is
-//   the embedding table. Dequantized per batch of token rows and per vocabulary chunk.
+// - Embedding and an untied head: one table each on the host, outside the backend's heap,
+//   holding the checkpoint's values exactly: 2 bytes a value for bf16/fp16 checkpoints
+//   (every real model's), 4 for an fp32 export. A tied head is the embedding table.
+//   Dequantized per batch of token rows and per vocabulary chunk.
 // - With gradient checkpointing (the default), each decoder block saves only its input
 //   (N x C fp32) for the backward pass; the backward keeps each block output's gradient
 //   (another N x C) until it ends. One block is recomputed at a time, under a tape of its
@@ -43,9 +44,12 @@ export interface StepShape {
   vocabChunk?: number;
 }
 
-/** Bytes of the compact embedding and head tables (on the host, not the backend heap). */
-export function frozenTableBytes(c: LlamaConfig, opts: { fullPrecision?: boolean } = {}): { embedding: number; head: number } {
-  const bytes = c.vocabSize * c.hiddenSize * (opts.fullPrecision ? 4 : 2);
+/**
+ * Bytes of the embedding and head tables (on the host, not the backend heap): 2 bytes a
+ * value for a bf16 or fp16 checkpoint, 4 for one stored in fp32 (FrozenTable keeps values exactly).
+ */
+export function frozenTableBytes(c: LlamaConfig, opts: { bytesPerValue?: 2 | 4 } = {}): { embedding: number; head: number } {
+  const bytes = c.vocabSize * c.hiddenSize * (opts.bytesPerValue ?? 2);
   return { embedding: bytes, head: c.tieWordEmbeddings ? 0 : bytes };
 }
 
