@@ -1,7 +1,7 @@
 // A run's events as one continuous feed across dropped connections and server restarts:
 // each (re)connection sends the id of the last record delivered as Last-Event-ID, so the
 // server replays exactly what was missed from metrics.jsonl and then the live tail.
-import type { RunRecord, StateEvent } from '../server/protocol';
+import { parseRunRecord, type RunRecord, type StateEvent } from '../server/protocol';
 import { ServerError, type ServerClient } from './serverClient';
 import { SseParser } from './sse';
 
@@ -59,16 +59,14 @@ export class RunStream {
       this.current = res;
       this.retryMs = this.options.retryMs ?? 500;
       const parser = new SseParser((e) => {
-        let record: RunRecord;
-        try {
-          record = JSON.parse(e.data) as RunRecord;
-        } catch {
-          return this.options.onProblem?.(`unreadable event: ${e.data.slice(0, 200)}`);
-        }
-        if (typeof record.id !== 'number') {
-          if (record.type === 'state') this.options.onTransient?.(record);
+        // Checked, not trusted: a record that is not what protocol.ts declares is reported and dropped.
+        const parsed = parseRunRecord(e.data);
+        if (!parsed.ok) return this.options.onProblem?.(`unreadable event: ${parsed.why}`);
+        if (!('id' in parsed.record) || typeof parsed.record.id !== 'number') {
+          if (parsed.record.type === 'state') this.options.onTransient?.(parsed.record);
           return;
         }
+        const record = parsed.record;
         // A replay that overlaps what was delivered is skipped, so the consumer sees each record once.
         if (this.lastId !== undefined && record.id <= this.lastId) return;
         this.lastId = record.id;

@@ -8,7 +8,9 @@ import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { parse } from '../server/config';
 import {
+  LIVE_STATES,
   RESUMABLE_STATES,
+  STOPPABLE_STATES,
   type ConfigDiagnostic,
   type RunRecord,
   type RunSummary,
@@ -20,7 +22,6 @@ import type { ServerManager } from './serverManager';
 
 const SELECTED_KEY = 'qlora.selectedRun';
 /** States in which a run is worth following live and polling the list for. */
-const LIVE_STATES: readonly RunSummary['state'][] = ['queued', 'training', 'stopping'];
 
 export interface LiveProgress {
   run: RunSummary;
@@ -292,7 +293,7 @@ export class RunsController implements vscode.Disposable {
 
   /** Runs a command could act on, for a quick pick when none was named. */
   candidates(kind: 'stop' | 'resume'): RunSummary[] {
-    return this.list.filter((r) => (kind === 'stop' ? r.state === 'training' || r.state === 'queued' : isResumable(r)));
+    return this.list.filter((r) => (kind === 'stop' ? STOPPABLE_STATES.includes(r.state) : isResumable(r)));
   }
 
   dispose(): void {

@@ -3,7 +3,7 @@
 // (stop, resume, show metrics, rename, delete, reveal).
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
-import type { RunState, RunSummary } from '../server/protocol';
+import { STOPPABLE_STATES, type RunState, type RunSummary } from '../server/protocol';
 import { COMMANDS } from './commandIds';
 import { isResumable, runName, type RunsController } from './runs';
 
@@ -56,7 +56,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunSummary>, vs
     item.tooltip = tooltip;
     // Menus in package.json match these words: `viewItem =~ /stoppable/` and so on.
     const flags = ['run'];
-    if (run.state === 'training' || run.state === 'queued') flags.push('stoppable');
+    if (STOPPABLE_STATES.includes(run.state)) flags.push('stoppable');
     if (isResumable(run)) flags.push('resumable');
     if (!['queued', 'training', 'stopping'].includes(run.state)) flags.push('deletable');
     if (run.adapter) flags.push('hasAdapter');

@@ -193,14 +193,19 @@ export const STOPPABLE_STATES: readonly RunState[] = ['queued', 'training'];
 /** States of a run that is still going (it holds its output folder): BUSY_STATES under the name the clients use. */
 export const LIVE_STATES: readonly RunState[] = BUSY_STATES;
 
-/** Express route patterns of Routes, for the server; clients build paths with Routes. */
+/**
+ * Express route patterns of Routes, for the server; clients build paths with Routes. Literal
+ * strings, so that express types `req.params.id`; test/extension/protocolChecks.test.ts
+ * checks that each matches the path Routes builds.
+ */
 export const ROUTE_PATTERNS = {
-  health: Routes.health,
-  runs: Routes.runs,
-  run: Routes.run(':id').replace('%3Aid', ':id'),
-  events: Routes.events(':id').replace('%3Aid', ':id'),
-  stop: Routes.stop(':id').replace('%3Aid', ':id'),
-  resume: Routes.resume(':id').replace('%3Aid', ':id'),
+  health: '/v1/health',
+  runs: '/v1/runs',
+  run: '/v1/runs/:id',
+  events: '/v1/runs/:id/events',
+  stop: '/v1/runs/:id/stop',
+  resume: '/v1/runs/:id/resume',
+  rename: '/v1/runs/:id/rename',
 } as const;
 
 /** The part of a RunSummary that a run's records move forward. */

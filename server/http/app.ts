@@ -3,7 +3,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { freemem, totalmem } from 'node:os';
 import {
-  MAX_BODY_BYTES, Routes, type ConfigErrorResponse, type CreateRunRequest, type ErrorResponse, type HealthResponse,
+  MAX_BODY_BYTES, ROUTE_PATTERNS, Routes, type ConfigErrorResponse, type CreateRunRequest, type ErrorResponse, type HealthResponse,
   type RunListResponse,
 } from '../protocol';
 import { ApiError } from './errors';
@@ -60,27 +60,27 @@ export function createApp(o: AppOptions): express.Express {
     res.json(o.manager.importRun((req.body as { outputDir?: unknown } | undefined)?.outputDir));
   });
 
-  app.get('/v1/runs/:id', (req, res) => {
+  app.get(ROUTE_PATTERNS.run, (req, res) => {
     res.json(o.manager.summary(o.manager.get(req.params.id)));
   });
 
-  app.get('/v1/runs/:id/events', (req, res) => {
+  app.get(ROUTE_PATTERNS.events, (req, res) => {
     streamRunEvents(req, res, o.manager.get(req.params.id), o.manager, o.trackStream);
   });
 
-  app.post('/v1/runs/:id/stop', (req, res) => {
+  app.post(ROUTE_PATTERNS.stop, (req, res) => {
     res.json(o.manager.stop(req.params.id));
   });
 
-  app.post('/v1/runs/:id/resume', (req, res) => {
+  app.post(ROUTE_PATTERNS.resume, (req, res) => {
     res.json(o.manager.resume(req.params.id));
   });
 
-  app.post('/v1/runs/:id/rename', (req, res) => {
+  app.post(ROUTE_PATTERNS.rename, (req, res) => {
     res.json(o.manager.rename(req.params.id, (req.body as { name?: unknown } | undefined)?.name));
   });
 
-  app.delete('/v1/runs/:id', (req, res) => {
+  app.delete(ROUTE_PATTERNS.run, (req, res) => {
     o.manager.delete(req.params.id);
     res.status(204).end();
   });

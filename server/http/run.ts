@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/schema';
-import { RESUMABLE_STATES, RUN_ID_PATTERN, type RunRecord, type RunState, type RunSummary } from '../protocol';
+import { applyRecord, RESUMABLE_STATES, RUN_ID_PATTERN, type RunRecord, type RunState, type RunSummary } from '../protocol';
 import { MetricsLog, writeAtomically } from './metricsLog';
 
 export const RUN_FILE = 'run.json';
@@ -160,15 +160,7 @@ export class Run {
   }
 
   private fold(r: RunRecord): void {
-    const p = this.progress;
-    switch (r.type) {
-      case 'start': p.totalSteps = r.totalSteps; p.step = r.startStep; p.backend = r.backend; p.device = r.device; break;
-      case 'step': p.step = r.step; p.totalSteps = r.totalSteps; p.loss = r.loss; break;
-      case 'eval': p.evalLoss = r.evalLoss; break;
-      case 'checkpoint': p.checkpointStep = r.step; break;
-      case 'done': p.adapter = r.adapter; p.step = r.step; break;
-      default: break;
-    }
+    applyRecord(this.progress, r);
   }
 }
 
