@@ -12,6 +12,8 @@ export const COMMANDS = {
   refreshRuns: 'qlora.refreshRuns',
   showServerLog: 'qlora.showServerLog',
   restartServer: 'qlora.restartServer',
+  openMetrics: 'qlora.openMetrics',
+  compareRuns: 'qlora.compareRuns',
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -8,6 +8,8 @@ import type { RunSummary } from '../server/protocol';
 import type { MergeEvent } from '../server/engine/merge/types';
 import { runCli } from './cli';
 import { COMMANDS, type CommandName } from './commandIds';
+import type { MetricsPages } from './metricsPage';
+import type { MetricsPanel } from './metricsPanel';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
 import { runLabel, type RunsController } from './runs';
@@ -18,6 +20,8 @@ export interface CommandContext {
   runs: RunsController;
   server: ServerManager;
   metrics: MetricsViewProvider;
+  metricsPanel: MetricsPanel;
+  metricsPages: MetricsPages;
   output: vscode.OutputChannel;
   cliPath: string;
   runtime: () => NodeRuntime;
@@ -51,6 +55,14 @@ const handlers: { [K in CommandName]: Handler } = {
   restartServer: async (ctx) => {
     await ctx.server.restart();
     await ctx.runs.refresh();
+  },
+  openMetrics: async (ctx, target) => ctx.metricsPanel.open(runIdOf(target)),
+  // From the Runs tree: the clicked run, or every selected one (VS Code passes them second).
+  compareRuns: async (ctx, target, selected) => {
+    const ids = (Array.isArray(selected) && selected.length ? selected : [target]).map(runIdOf).filter((id): id is string => !!id);
+    if (!ids.length) return;
+    await ctx.metricsPages.toggleCompared(ids);
+    await ctx.metrics.reveal();
   },
 };
 

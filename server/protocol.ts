@@ -76,6 +76,8 @@ export interface RunSummary {
   error: string | null;
   /** Id of the newest event in metrics.jsonl: a client that has seen it is up to date. */
   lastEventId: number;
+  /** The cost lens's peak-memory estimate for the run's config (bytes); absent or null when the base model could not be read. */
+  memoryEstimateBytes?: number | null;
 }
 
 export interface RunListResponse { runs: RunSummary[] }

@@ -33,6 +33,8 @@ export interface RunFile {
   /** Highest event id ever handed out before metrics.jsonl was last trimmed. */
   eventIdFloor: number;
   error: string | null;
+  /** The cost lens's peak-memory estimate when the run was created (see server/config/cost.ts). */
+  memoryEstimateBytes?: number | null;
 }
 
 /** What the events say so far; rebuilt from metrics.jsonl on load. */
@@ -99,7 +101,7 @@ export class Run {
     return {
       id: f.id, state: f.state, queuePosition, createdAt: f.createdAt, updatedAt: f.updatedAt,
       configFile: f.configFile, baseDir: f.baseDir, outputDir: f.outputDir, ...this.progress,
-      error: f.error, lastEventId: this.log.lastId,
+      error: f.error, lastEventId: this.log.lastId, memoryEstimateBytes: f.memoryEstimateBytes ?? null,
     };
   }
 

@@ -113,7 +113,8 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
   page.on('console', (m) => {
     if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
   });
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+  // Generous: on a loaded shared machine the workbench's first load can take over 30 s.
+  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 120_000 });
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
 
   const close = async () => {
