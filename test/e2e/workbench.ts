@@ -113,10 +113,6 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
   page.on('console', (m) => {
     if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) log.push(`[console.${m.type()}] ${m.text()}`);
   });
-  // Generous: on a loaded shared machine the workbench's first load can take over 30 s.
-  await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 120_000 });
-  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-
   const close = async () => {
     await browser.close().catch(() => {});
     if (child.exitCode === null) {
@@ -126,6 +122,14 @@ export async function openWorkbench(workspace: string): Promise<Workbench> {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   };
+  try {
+    // Generous: on a loaded shared machine the workbench's first load can take over 30 s.
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`, { timeout: 120_000 });
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  } catch (e) {
+    await close(); // no code-server or browser left behind by a workbench that never opened
+    throw e;
+  }
   return { dir, port, page, browser, codeServer: child, log, close };
 }
 
