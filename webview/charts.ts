@@ -5,7 +5,7 @@
 // --vscode-* CSS variables, and rebuilt when the theme changes.
 import uPlot from 'uplot';
 import { clock, type ChartBuild, type LineSpec, type XAxis } from './chartData';
-import { compact } from './metrics';
+import { compact, TIME_INCRS } from './metrics';
 
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
@@ -189,8 +189,8 @@ export class MetricChart {
       legend: { show: false },
       scales: { x: { time: false }, y: this.opts.log ? { distr: 3, log: 10 } : { auto: true } },
       axes: [
-        { ...axis, label: b.xLabel, labelSize: 16, size: 24, space: 50, values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtX(v))) },
-        { ...axis, label: b.chart.yLabel, labelSize: 16, size: ySize, values: yValues, space: 22 },
+        { ...axis, label: b.xLabel, labelSize: 14, size: 28, space: 50, ...(this.opts.xAxis === 'time' ? { incrs: TIME_INCRS } : {}), values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtX(v))) },
+        { ...axis, label: b.chart.yLabel, labelSize: 16, size: ySize, values: yValues, space: 22, ...(b.chart.tickIncrs && !this.opts.log ? { incrs: b.chart.tickIncrs } : {}) },
       ],
       series: [
         { label: b.xLabel },

@@ -16,6 +16,16 @@ export function compact(v: number): string {
 }
 export const mib = (v: number) => `${compact(v / MiB)} MiB`;
 
+/** 1-2-5 steps from 0.1 to 10^5 units of `unit`. */
+export function roundSteps(unit: number): number[] {
+  const out: number[] = [];
+  for (let e = -1; e <= 5; e++) for (const m of [1, 2, 5]) out.push(m * 10 ** e * unit);
+  return out;
+}
+
+/** Elapsed-time ticks in seconds: round seconds, minutes and hours. */
+export const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400];
+
 export const CHART_IDS = ['loss', 'lr', 'grad', 'tps', 'mem'] as const;
 export type ChartId = (typeof CHART_IDS)[number];
 
@@ -29,6 +39,8 @@ export interface ChartDef {
   logToggle?: boolean;
   /** Tick labels; values are in the series' own unit. */
   formatTick?: (v: number) => string;
+  /** Tick spacings to choose from, when the unit's round numbers are not the data's (bytes shown in MiB). */
+  tickIncrs?: number[];
   /** Shown instead of empty axes until a point arrives. */
   empty: string;
 }
@@ -38,7 +50,7 @@ export const CHARTS: readonly ChartDef[] = [
   { id: 'lr', title: 'Learning rate', yLabel: 'learning rate', height: 140, empty: 'No steps yet.' },
   { id: 'grad', title: 'Gradient norm (before clipping)', yLabel: 'L2 norm', height: 140, empty: 'No steps yet.' },
   { id: 'tps', title: 'Throughput', yLabel: 'tokens/s', height: 140, empty: 'No steps yet.' },
-  { id: 'mem', title: 'Memory', yLabel: 'MiB', height: 140, formatTick: (v) => compact(v / MiB), empty: 'No steps yet.' },
+  { id: 'mem', title: 'Memory', yLabel: 'MiB', height: 140, formatTick: (v) => compact(v / MiB), tickIncrs: roundSteps(MiB), empty: 'No steps yet.' },
 ];
 
 interface MetricBase {

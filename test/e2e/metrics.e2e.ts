@@ -82,15 +82,22 @@ async function metricsPages(page: Page): Promise<{ sidebar?: Frame; editor?: Fra
     } catch {
       continue;
     }
-    // The sidebar is at the workbench's left edge; the editor area starts right of it.
-    const box = await (await (f.parentFrame() ?? f).frameElement()).boundingBox().catch(() => null);
-    if (!box || box.width === 0) continue; // a hidden page
-    if (box.x < 200) out.sidebar = f;
+    // A view's webview iframe says purpose=webviewView in its address; a panel's does not.
+    const outer = f.parentFrame()?.url() ?? f.url();
+    if (/purpose=webviewView/.test(outer)) out.sidebar = f;
     else out.editor = f;
   }
   return out;
 }
-const sidebarFrame = (page: Page) => waitFor('the sidebar Metrics view', async () => (await metricsPages(page)).sidebar, 60_000);
+const sidebarFrame = async (page: Page) => {
+  try {
+    return await waitFor('the sidebar Metrics view', async () => (await metricsPages(page)).sidebar, 60_000);
+  } catch (e) {
+    const frames = await Promise.all(page.frames().map(async (f) => `${f.url().slice(0, 160)} ${await f.$('#chart-loss').then((x) => !!x).catch(() => false)}`));
+    await shot(page, `fail-no-sidebar-${Date.now()}`).catch(() => {});
+    throw new Error(`${(e as Error).message}; frames: ${frames.join(' | ')}`);
+  }
+};
 
 async function shot(page: Page, name: string, frame?: Frame, selector?: string): Promise<void> {
   mkdirSync(artifacts, { recursive: true });
