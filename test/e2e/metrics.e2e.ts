@@ -138,6 +138,8 @@ describe('Metrics view in a real workbench', { skip }, () => {
     await page.locator('.tabs-container .tab', { hasText: file }).first().click();
     await page.locator('.tab.active', { hasText: file }).waitFor({ timeout: 30_000 });
     await page.locator('#status\\.editor\\.mode', { hasText: 'QLoRA' }).waitFor({ timeout: 60_000 });
+    // The extension's own status item says it has activated (on a loaded machine that can take a while).
+    await page.locator('.statusbar-item', { hasText: /QLoRA: (ready|starting|step)|^\s*QLoRA\s*$/ }).first().waitFor({ timeout: 180_000 });
     await runCommand(page, 'QLoRA: Start Training');
   };
 
