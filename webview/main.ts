@@ -223,7 +223,11 @@ function render(): void {
   const estimate = s.run.memoryEstimateBytes;
   rows.push(['lens estimate', estimate ? `≈ ${mib(estimate)} peak` : '–', 'the .qlora code lens’s peak-memory estimate for this config']);
   $('stats').replaceChildren(
-    ...rows.flatMap(([k, v, title]) => [el('span', { class: 'key', ...(title ? { title } : {}) }, k), el('span', { class: 'value', ...(title ? { title } : {}) }, v)]),
+    ...rows.map(([k, v, title]) => {
+      const stat = el('span', { class: 'stat', ...(title ? { title } : {}) });
+      stat.append(el('span', { class: 'key' }, k), el('span', { class: 'value' }, v));
+      return stat;
+    }),
   );
   renderLegend(shownRuns());
   drawCharts();
