@@ -18,6 +18,8 @@ export const COMMANDS = {
   renameRun: 'qlora.renameRun',
   deleteRun: 'qlora.deleteRun',
   revealRun: 'qlora.revealRun',
+  openMetrics: 'qlora.openMetrics',
+  compareRuns: 'qlora.compareRuns',
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;

@@ -9,6 +9,8 @@ import type { MergeEvent } from '../server/engine/merge/types';
 import { runCli } from './cli';
 import { exportToGguf } from './exportCommand';
 import { COMMANDS, type CommandName } from './commandIds';
+import type { MetricsPages } from './metricsPage';
+import type { MetricsPanel } from './metricsPanel';
 import type { MetricsViewProvider } from './metricsView';
 import type { NodeRuntime } from './nodeRuntime';
 import { runLabel, runName, type RunsController } from './runs';
@@ -91,6 +93,14 @@ const handlers: { [K in CommandName]: Handler } = {
     }
     await ctx.server.shutdown();
     void vscode.window.showInformationMessage('QLoRA: the training server stopped. It starts again when needed.');
+  },
+  openMetrics: async (ctx, target) => ctx.metricsPanel.open(runIdOf(target)),
+  // From the Runs tree: the clicked run, or every selected one (VS Code passes them second).
+  compareRuns: async (ctx, target, selected) => {
+    const ids = (Array.isArray(selected) && selected.length ? selected : [target]).map(runIdOf).filter((id): id is string => !!id);
+    if (!ids.length) return;
+    await ctx.metricsPages.toggleCompared(ids);
+    await ctx.metrics.reveal();
   },
 };
 

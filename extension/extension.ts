@@ -9,6 +9,8 @@ import { ADAPTER_FOLDERS_KEY, VIEWS } from './commandIds';
 import { trackModelFolders } from './exportCommand';
 import { registerCommands } from './commands';
 import { createLanguageClient } from './languageClient';
+import { MetricsPages } from './metricsPage';
+import { MetricsPanel } from './metricsPanel';
 import { MetricsViewProvider } from './metricsView';
 import { resolveNodeRuntime } from './nodeRuntime';
 import { announceRun } from './notifications';
@@ -46,16 +48,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<QloraA
 
   const cliCommand = () => `node ${JSON.stringify(cliPath)}`;
   const runs = new RunsController(manager, context.workspaceState, log, (run) => announceRun(run, cliCommand));
-  const metrics = new MetricsViewProvider(context.extensionUri, runs, manager, log);
+  const metricsPages = new MetricsPages(context.extensionUri, runs, manager, context.workspaceState, log);
+  const metrics = new MetricsViewProvider(metricsPages);
+  const metricsPanel = new MetricsPanel(metricsPages);
   const tree = new RunsTreeProvider(runs);
   context.subscriptions.push(
     runs,
     metrics,
+    metricsPanel,
+    metricsPages,
     tree,
     new StatusBar(manager, runs),
     vscode.window.registerWebviewViewProvider(VIEWS.metrics, metrics),
-    vscode.window.createTreeView(VIEWS.runs, { treeDataProvider: tree, showCollapseAll: false }),
-    ...registerCommands({ runs, server: manager, metrics, output, cliPath, runtime }),
+    vscode.window.createTreeView(VIEWS.runs, { treeDataProvider: tree, showCollapseAll: false, canSelectMany: true }),
+    ...registerCommands({ runs, server: manager, metrics, metricsPanel, metricsPages, output, cliPath, runtime }),
   );
   // A crashed server comes back with its runs: show them again.
   context.subscriptions.push(

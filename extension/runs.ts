@@ -43,11 +43,14 @@ export class RunsController implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   private readonly selectionChanged = new vscode.EventEmitter<string | undefined>();
   private readonly progressChanged = new vscode.EventEmitter<LiveProgress | undefined>();
+  private readonly liveRecord = new vscode.EventEmitter<{ runId: string; record: RunRecord }>();
   /** The list changed (or a run in it did). */
   readonly onDidChangeRuns = this.changed.event;
   readonly onDidChangeSelection = this.selectionChanged.event;
   /** The live run's step or state changed; undefined when nothing trains. */
   readonly onDidChangeProgress = this.progressChanged.event;
+  /** Each record of the followed run, as it arrives (the status bar's ETA is computed from them). */
+  readonly onDidReceiveLiveRecord = this.liveRecord.event;
 
   constructor(
     private readonly server: ServerManager,
@@ -165,6 +168,7 @@ export class RunsController implements vscode.Disposable {
   private onLiveRecord(runId: string, r: RunRecord): void {
     const run = this.find(runId);
     if (!run) return;
+    this.liveRecord.fire({ runId, record: r });
     if (r.type === 'step') {
       this.lastStep = r;
       run.step = r.step;
@@ -303,6 +307,7 @@ export class RunsController implements vscode.Disposable {
     this.changed.dispose();
     this.selectionChanged.dispose();
     this.progressChanged.dispose();
+    this.liveRecord.dispose();
   }
 }
 

@@ -91,6 +91,8 @@ export interface RunSummary {
   errorLocation?: { file: string; line: number } | null;
   /** Whether Resume can get past the error (false for a config error, which fails again until edited). */
   resumable?: boolean;
+  /** The cost lens's peak-memory estimate for the run's config (bytes); absent or null when the base model could not be read. */
+  memoryEstimateBytes?: number | null;
 }
 
 export interface RunListResponse { runs: RunSummary[] }

@@ -1,109 +1,254 @@
-// Time-series charts of the Metrics view (uPlot), coloured only from the --vscode-* CSS
-// variables of the current theme and re-coloured when the theme changes.
+// One chart of the Metrics view (uPlot): axis titles with units, tick labels sized to fit,
+// a readout of every line at the hovered x (eval points marked), drag-to-zoom on x
+// (double-click resets; the page keeps every chart on the same x range), a log y scale,
+// and an empty state in words instead of placeholder axes. Coloured only from the
+// --vscode-* CSS variables, and rebuilt when the theme changes.
 import uPlot from 'uplot';
-
-export interface SeriesSpec {
-  label: string;
-  /** A --vscode-* variable for the line colour. */
-  colorVar: string;
-  /** Connect across steps the series has no value at (eval loss). */
-  spanGaps?: boolean;
-  /** Draw a dot at each point (sparse series). */
-  points?: boolean;
-  format?: (v: number) => string;
-}
-
-export interface ChartSpec {
-  title: string;
-  height: number;
-  series: SeriesSpec[];
-  /** Logarithmic y scale. */
-  log?: boolean;
-  formatY?: (v: number) => string;
-}
-
-export type ChartData = [number[], ...(number | null)[][]];
+import { clock, type ChartBuild, type LineSpec, type XAxis } from './chartData';
+import { compact, TIME_INCRS } from './metrics';
 
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 }
 
+/** `color` at `alpha` (the faint raw line behind a smoothed one). */
+function withAlpha(color: string, alpha: number): string {
+  const hex = /^#([0-9a-f]{6})([0-9a-f]{2})?$/i.exec(color);
+  if (hex) return `#${hex[1]}${Math.round(alpha * 255).toString(16).padStart(2, '0')}`;
+  const rgb = /^rgba?\(([^)]+)\)$/.exec(color);
+  if (rgb) return `rgba(${rgb[1].split(',').slice(0, 3).join(',')},${alpha})`;
+  return color;
+}
+
+export interface ChartOptions {
+  log: boolean;
+  xAxis: XAxis;
+  /** x range to show, or null for all of it. */
+  zoom: [number, number] | null;
+}
+
+export interface ChartEvents {
+  /** The user dragged a range (or double-clicked: null). */
+  onZoom(range: [number, number] | null): void;
+}
+
+let measure: CanvasRenderingContext2D | null = null;
+function textWidth(text: string, font: string): number {
+  measure ??= document.createElement('canvas').getContext('2d');
+  if (!measure) return text.length * 7;
+  measure.font = font;
+  return measure.measureText(text).width;
+}
+
 export class MetricChart {
   private plot: uPlot | undefined;
-  private data: ChartData;
+  private build: ChartBuild | undefined;
+  private opts: ChartOptions = { log: false, xAxis: 'step', zoom: null };
+  private signature = '';
   private width = 300;
+  private readonly plotHost: HTMLElement;
+  private readonly emptyEl: HTMLElement;
+  private readonly readout: HTMLElement;
+  /** The y tick labels of the last draw (read by the end-to-end test). */
+  yTicks: string[] = [];
 
   constructor(
-    private readonly host: HTMLElement,
-    private readonly spec: ChartSpec,
-    /** Called after each draw, with the data's last x. */
-    private readonly onDraw?: (lastX: number | undefined) => void,
+    readonly host: HTMLElement,
+    private readonly events: ChartEvents,
   ) {
-    this.data = [[], ...spec.series.map(() => [])] as ChartData;
+    this.plotHost = document.createElement('div');
+    this.plotHost.className = 'plot';
+    this.emptyEl = document.createElement('div');
+    this.emptyEl.className = 'chart-empty';
+    this.readout = document.createElement('div');
+    this.readout.className = 'readout';
+    this.readout.hidden = true;
+    host.append(this.plotHost, this.emptyEl, this.readout);
+    this.plotHost.addEventListener('dblclick', () => this.events.onZoom(null));
   }
 
-  setData(data: ChartData): void {
-    this.data = data;
-    if (!this.plot) this.build();
-    else this.plot.setData(data as uPlot.AlignedData);
+  /** Draws `build`; rebuilds the plot only when its lines, scale or axis changed. */
+  update(build: ChartBuild, opts: ChartOptions): void {
+    this.build = build;
+    this.opts = opts;
+    const title = this.host.querySelector('.chart-title');
+    if (title) title.textContent = build.chart.title;
+    const empty = build.points === 0;
+    this.host.classList.toggle('is-empty', empty);
+    this.emptyEl.textContent = empty ? build.chart.empty : '';
+    this.emptyEl.hidden = !empty;
+    this.plotHost.hidden = empty;
+    this.host.dataset.points = String(build.points);
+    if (empty) {
+      // No stale axes of an earlier run: the next point builds a fresh plot.
+      this.plot?.destroy();
+      this.plot = undefined;
+      this.signature = '';
+      return;
+    }
+    const signature = JSON.stringify([build.lines.map((l) => [l.label, l.colorVar, l.faint, l.points]), opts.log, opts.xAxis]);
+    if (signature !== this.signature || !this.plot) {
+      this.signature = signature;
+      this.create();
+    } else {
+      this.plot.setData(this.data(), false);
+    }
+    this.applyZoom();
   }
 
   setWidth(width: number): void {
-    const w = Math.max(120, Math.floor(width));
-    if (w === this.width && this.plot) return;
+    const w = Math.max(160, Math.floor(width));
+    if (w === this.width) return;
     this.width = w;
-    this.plot?.setSize({ width: w, height: this.spec.height });
+    this.plot?.setSize({ width: w, height: this.build?.chart.height ?? 120 });
   }
 
   /** Rebuilds with the current theme's colours. */
   retheme(): void {
-    if (this.plot) this.build();
+    if (this.plot) this.create();
   }
 
-  /** Points drawn in series i (non-null values). */
-  pointCount(i = 1): number {
-    return (this.data[i] ?? []).filter((v) => v !== null && v !== undefined).length;
+  /** The x range drawn now. */
+  xRange(): [number, number] | null {
+    const x = this.plot?.scales.x;
+    return x && x.min !== undefined && x.max !== undefined && x.min !== null && x.max !== null ? [x.min, x.max] : null;
   }
 
-  private build(): void {
+  /** The y values of the line called `label`, as drawn (for the end-to-end test). */
+  line(label: string): (number | null)[] | undefined {
+    const i = this.build?.lines.findIndex((l) => l.label === label) ?? -1;
+    return i >= 0 ? this.build!.ys[i] : undefined;
+  }
+
+  get lines(): readonly LineSpec[] {
+    return this.build?.lines ?? [];
+  }
+
+  /** The plot as a PNG data URL, on the theme's background with the chart's title. */
+  png(): string | undefined {
+    const canvas = this.plot?.ctx.canvas;
+    if (!canvas || !this.build) return undefined;
+    const out = document.createElement('canvas');
+    const pad = 28 * devicePixelRatio;
+    out.width = canvas.width;
+    out.height = canvas.height + pad;
+    const g = out.getContext('2d')!;
+    g.fillStyle = cssVar('--vscode-editor-background', '#ffffff');
+    g.fillRect(0, 0, out.width, out.height);
+    g.fillStyle = cssVar('--vscode-foreground', '#000000');
+    g.font = `600 ${13 * devicePixelRatio}px ${cssVar('--vscode-font-family', 'sans-serif')}`;
+    g.fillText(this.build.chart.title, 8 * devicePixelRatio, 18 * devicePixelRatio);
+    g.drawImage(canvas, 0, pad);
+    return out.toDataURL('image/png');
+  }
+
+  private data(): uPlot.AlignedData {
+    const b = this.build!;
+    return [b.x, ...b.ys] as uPlot.AlignedData;
+  }
+
+  private applyZoom(): void {
+    const p = this.plot;
+    const b = this.build;
+    if (!p || !b || !b.x.length) return;
+    const [min, max] = this.opts.zoom ?? [b.x[0], b.x[b.x.length - 1] === b.x[0] ? b.x[0] + 1 : b.x[b.x.length - 1]];
+    p.setScale('x', { min, max });
+  }
+
+  private create(): void {
+    const b = this.build!;
     this.plot?.destroy();
-    this.host.replaceChildren();
+    this.plotHost.replaceChildren();
     const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', 'gray'));
     const grid = cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.25)'));
-    const font = `${cssVar('--vscode-font-size', '12px')} ${cssVar('--vscode-font-family', 'sans-serif')}`;
-    const axis: uPlot.Axis = { stroke: fg, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, size: 36 };
+    const fontSize = 11;
+    const font = `${fontSize}px ${cssVar('--vscode-font-family', 'sans-serif')}`;
+    const labelFont = `${fontSize}px ${cssVar('--vscode-font-family', 'sans-serif')}`;
+    const fmtY = b.chart.formatTick ?? compact;
+    const fmtX = this.opts.xAxis === 'time' ? clock : (v: number) => String(Math.round(v));
+    const axis: uPlot.Axis = { stroke: fg, font, labelFont, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    const yValues = (_u: uPlot, vals: number[]) => {
+      const out = vals.map((v) => (v == null ? '' : fmtY(v)));
+      this.yTicks = out;
+      return out;
+    };
+    // Wide enough for the longest tick label: none is clipped ("0.005", "19.6").
+    const ySize = (_u: uPlot, values: string[] | null) => {
+      const longest = Math.max(24, ...(values ?? []).map((v) => textWidth(v, font)));
+      return Math.ceil(longest) + 14;
+    };
     const opts: uPlot.Options = {
-      title: this.spec.title,
       width: this.width,
-      height: this.spec.height,
-      cursor: { drag: { x: false, y: false }, points: { size: 5 } },
-      legend: { show: true, live: false },
-      scales: { x: { time: false }, y: this.spec.log ? { distr: 3 } : { auto: true } },
+      height: b.chart.height,
+      cursor: {
+        drag: { x: true, y: false, setScale: false },
+        points: { size: 6 },
+        focus: { prox: 16 },
+      },
+      focus: { alpha: 1 },
+      legend: { show: false },
+      scales: { x: { time: false }, y: this.opts.log ? { distr: 3, log: 10 } : { auto: true } },
       axes: [
-        { ...axis, size: 28 },
-        { ...axis, size: 48, values: (_u, vals) => vals.map((v) => (v == null ? '' : (this.spec.formatY ?? compact)(v))) },
+        { ...axis, label: b.xLabel, labelSize: 14, size: 28, space: 50, ...(this.opts.xAxis === 'time' ? { incrs: TIME_INCRS } : {}), values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtX(v))) },
+        { ...axis, label: b.chart.yLabel, labelSize: 16, size: ySize, values: yValues, space: 22, ...(b.chart.tickIncrs && !this.opts.log ? { incrs: b.chart.tickIncrs } : {}) },
       ],
       series: [
-        { label: 'step' },
-        ...this.spec.series.map((s): uPlot.Series => ({
-          label: s.label,
-          stroke: cssVar(s.colorVar, fg),
-          width: 1.5,
-          spanGaps: s.spanGaps ?? false,
-          points: { show: s.points ?? false, size: 4, fill: cssVar(s.colorVar, fg) },
-          value: (_u, v) => (v == null ? '–' : (s.format ?? compact)(v)),
-        })),
+        { label: b.xLabel },
+        ...b.lines.map((l): uPlot.Series => {
+          const color = cssVar(l.colorVar, fg);
+          return {
+            label: l.label,
+            stroke: l.points ? 'transparent' : l.faint ? withAlpha(color, 0.25) : color,
+            width: l.points ? 0 : l.faint ? 1 : 1.75,
+            spanGaps: !l.points,
+            points: l.points ? { show: true, size: 7, width: 1.5, stroke: color, fill: cssVar('--vscode-editor-background', '#fff') } : { show: false },
+          };
+        }),
       ],
-      hooks: { draw: [() => this.onDraw?.(this.data[0][this.data[0].length - 1])] },
+      hooks: {
+        setCursor: [(u) => this.showReadout(u)],
+        setSelect: [
+          (u) => {
+            if (u.select.width < 4) return;
+            const min = u.posToVal(u.select.left, 'x');
+            const max = u.posToVal(u.select.left + u.select.width, 'x');
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            this.events.onZoom([min, max]);
+          },
+        ],
+      },
     };
-    this.plot = new uPlot(opts, this.data as uPlot.AlignedData, this.host);
+    this.plot = new uPlot(opts, this.data(), this.plotHost);
   }
-}
 
-/** 3 significant digits, exponent for the very small (learning rates). */
-export function compact(v: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a < 1e-3 || a >= 1e6) return v.toExponential(1);
-  return Number(v.toPrecision(3)).toString();
+  /** Every line's value at the hovered x; eval points marked with a diamond. */
+  private showReadout(u: uPlot): void {
+    const b = this.build;
+    const idx = u.cursor.idx;
+    if (!b || idx === null || idx === undefined || u.cursor.left === undefined || u.cursor.left < 0) {
+      this.readout.hidden = true;
+      return;
+    }
+    const x = b.x[idx];
+    const head = b.xLabel === 'step' ? `step ${x}` : `elapsed ${clock(x)}`;
+    const rows: HTMLElement[] = [];
+    const h = document.createElement('div');
+    h.className = 'readout-head';
+    h.textContent = head;
+    rows.push(h);
+    b.lines.forEach((l, i) => {
+      const v = b.ys[i][idx];
+      if (l.faint || v === null || v === undefined) return;
+      const row = document.createElement('div');
+      row.className = l.points ? 'readout-row eval' : 'readout-row';
+      const sw = document.createElement('span');
+      sw.className = l.points ? 'swatch marker' : 'swatch';
+      sw.style.setProperty('--swatch', `var(${l.colorVar})`);
+      const raw = b.lines[i - 1]?.faint && b.lines[i - 1].metric === l.metric && b.lines[i - 1].runId === l.runId ? b.ys[i - 1][idx] : null;
+      row.append(sw, document.createTextNode(`${l.points ? '◆ ' : ''}${l.label}: ${l.format(v)}${raw !== null && raw !== undefined ? ` (raw ${l.format(raw)})` : ''}`));
+      rows.push(row);
+    });
+    this.readout.replaceChildren(...rows);
+    this.readout.hidden = false;
+  }
 }

@@ -1,13 +1,19 @@
-// The Metrics view's page: restores what it drew before from getState, says `view/ready`
-// with the newest record id it holds, then applies the records the extension streams
-// (a replay of what it missed, then the live tail) and redraws.
+// The Metrics page, in the sidebar view and in the editor-area panel alike: restores what
+// it drew before from getState, says `view/ready` with the newest record id it holds,
+// then applies the records the extension streams (a replay of what it missed, then the
+// live tail) and redraws. Runs picked for comparison are drawn beside the shown one.
+// What the user sets (smoothing, log scale, x axis) goes to the extension, which hands it
+// to every other Metrics page, so the sidebar and the editor view look the same.
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { RESUMABLE_STATES, type RunRecord } from '../server/protocol';
-import { compact, MetricChart, type ChartData, type ChartSpec } from './charts';
+import { RESUMABLE_STATES, type RunRecord, type RunSummary } from '../server/protocol';
+import { buildChart, chartCsv, DEFAULT_SETTINGS, isViewSettings, RUN_COLORS, type ShownRun, type ViewSettings } from './chartData';
+import { MetricChart } from './charts';
+import { formatDuration } from './eta';
+import { CHARTS, METRICS, metricLabel, mib, type ChartId } from './metrics';
 import { MetricsModel } from './model';
 import { isToViewMessage, ToHost, ToView, type ToHostMessage, type ToViewMessage } from './protocol';
 
@@ -19,12 +25,19 @@ interface VsCodeApi {
 declare function acquireVsCodeApi(): VsCodeApi;
 
 const vscode = acquireVsCodeApi();
-const model = MetricsModel.restore(vscode.getState());
+const saved = vscode.getState() as { settings?: unknown } | undefined;
+const model = MetricsModel.restore(saved);
+let settings: ViewSettings = isViewSettings(saved?.settings) ? saved.settings : { ...DEFAULT_SETTINGS };
+/** Runs drawn beside the shown one, in the order they were picked; not saved (the extension sends them again on `ready`). */
+const compared = new Map<string, MetricsModel>();
+/** The x range every chart shows after a drag, or null for all of it. */
+let zoom: [number, number] | null = null;
 /** Live steps drawn and how long after their record was written, and anything the CSP blocked: read by the end-to-end test. */
 const drawLog: { step: number; delayMs: number }[] = [];
 const cspViolations: string[] = [];
+const charts = new Map<ChartId, MetricChart>();
 document.addEventListener('securitypolicyviolation', (e) => cspViolations.push(`${e.effectiveDirective}: ${e.blockedURI || 'inline'}`));
-(window as unknown as { qloraMetrics: unknown }).qloraMetrics = { model, drawLog, cspViolations };
+(window as unknown as { qloraMetrics: unknown }).qloraMetrics = { model, compared, drawLog, cspViolations, charts, settings: () => settings, zoom: () => zoom };
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -37,89 +50,139 @@ function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTM
 
 function buildPage(): void {
   const app = $('app');
-  app.replaceChildren(
-    el('div', { id: 'empty', class: 'empty' }, 'No run selected. Open a .qlora file and run QLoRA: Start Training.'),
-    (() => {
-      const run = el('div', { id: 'run' });
-      const header = el('div', { class: 'header' });
-      header.append(el('span', { id: 'run-name', class: 'run-name' }), el('vscode-badge', { id: 'state-badge', variant: 'counter' }));
-      const actions = el('div', { class: 'actions' });
-      actions.append(
-        el('vscode-button', { id: 'stop', secondary: '', 'aria-label': 'Stop the run' }, 'Stop'),
-        el('vscode-button', { id: 'resume', 'aria-label': 'Resume the run' }, 'Resume'),
-      );
-      run.append(
-        header,
-        el('div', { id: 'meta', class: 'meta' }),
-        el('vscode-progress-bar', { id: 'progress', max: '1', value: '0' }),
-        el('div', { id: 'progress-text', class: 'meta' }),
-        actions,
-        el('div', { id: 'message', class: 'message' }),
-        el('div', { id: 'stats', class: 'stats' }),
-        el('div', { id: 'charts', class: 'charts' }),
-        el('pre', { id: 'logs', class: 'logs' }),
-      );
-      return run;
-    })(),
-    el('div', { id: 'health', class: 'health' }),
+  const run = el('div', { id: 'run' });
+  const header = el('div', { class: 'header' });
+  header.append(el('span', { id: 'run-name', class: 'run-name' }), el('vscode-badge', { id: 'state-badge', variant: 'counter' }));
+  const actions = el('div', { class: 'actions' });
+  actions.append(
+    el('vscode-button', { id: 'stop', secondary: '', 'aria-label': 'Stop the run' }, 'Stop'),
+    el('vscode-button', { id: 'resume', 'aria-label': 'Resume the run' }, 'Resume'),
   );
+  const toolbar = el('div', { id: 'toolbar', class: 'toolbar' });
+  const smoothing = el('label', { class: 'control', title: 'Exponential moving average of train loss, gradient norm and tokens/s; the raw series stays faint behind' });
+  smoothing.append(
+    el('span', {}, 'Smoothing'),
+    el('input', { id: 'smoothing', type: 'range', min: '0', max: '0.99', step: '0.01', 'aria-label': 'Smoothing weight' }),
+    el('span', { id: 'smoothing-value', class: 'value' }),
+  );
+  const log = el('label', { class: 'control' });
+  log.append(el('input', { id: 'log-scale', type: 'checkbox', 'aria-label': 'Log scale for loss' }), el('span', {}, 'Log loss'));
+  const xAxis = el('label', { class: 'control' });
+  const select = el('select', { id: 'x-axis', 'aria-label': 'x axis' });
+  select.append(el('option', { value: 'step' }, 'step'), el('option', { value: 'time' }, 'elapsed time'));
+  xAxis.append(el('span', {}, 'x'), select);
+  toolbar.append(smoothing, log, xAxis, el('vscode-button', { id: 'reset-zoom', secondary: '', title: 'Show every step again (or double-click a chart)' }, 'Reset zoom'));
+  run.append(
+    header,
+    el('div', { id: 'meta', class: 'meta' }),
+    el('vscode-progress-bar', { id: 'progress', max: '1', value: '0' }),
+    el('div', { id: 'progress-text', class: 'meta' }),
+    actions,
+    el('div', { id: 'message', class: 'message' }),
+    el('div', { id: 'stats', class: 'stats' }),
+    toolbar,
+    el('div', { id: 'legend', class: 'legend' }),
+    el('div', { id: 'charts', class: 'charts' }),
+    el('pre', { id: 'logs', class: 'logs' }),
+  );
+  app.replaceChildren(el('div', { id: 'empty', class: 'empty' }, 'No run selected. Open a .qlora file and run QLoRA: Start Training.'), run, el('div', { id: 'health', class: 'health' }));
+
   $('stop').addEventListener('click', () => {
     if (model.runId) vscode.postMessage({ type: ToHost.stop, runId: model.runId });
   });
   $('resume').addEventListener('click', () => {
     if (model.runId) vscode.postMessage({ type: ToHost.resume, runId: model.runId });
   });
+  $<HTMLInputElement>('smoothing').addEventListener('input', (e) => changeSettings({ smoothing: Number((e.target as HTMLInputElement).value) }));
+  $<HTMLInputElement>('log-scale').addEventListener('change', (e) => changeSettings({ logLoss: (e.target as HTMLInputElement).checked }));
+  $<HTMLSelectElement>('x-axis').addEventListener('change', (e) => changeSettings({ xAxis: (e.target as HTMLSelectElement).value === 'time' ? 'time' : 'step' }));
+  $('reset-zoom').addEventListener('click', () => setZoom(null));
 }
-
-const mb = (v: number) => `${compact(v / 2 ** 20)} MiB`;
-const chartSpecs: { id: string; spec: ChartSpec; data: () => ChartData }[] = [
-  {
-    id: 'loss',
-    spec: {
-      title: 'Loss',
-      height: 180,
-      series: [
-        { label: 'train', colorVar: '--vscode-charts-blue' },
-        { label: 'eval', colorVar: '--vscode-charts-orange', spanGaps: true, points: true },
-      ],
-    },
-    data: () => model.lossSeries(),
-  },
-  { id: 'lr', spec: { title: 'Learning rate', height: 100, series: [{ label: 'lr', colorVar: '--vscode-charts-green' }] }, data: () => [model.state.steps, model.state.lr] },
-  { id: 'grad', spec: { title: 'Gradient norm', height: 100, series: [{ label: 'norm', colorVar: '--vscode-charts-purple' }] }, data: () => [model.state.steps, model.state.gradNorm] },
-  { id: 'tps', spec: { title: 'Tokens/s', height: 100, series: [{ label: 'tok/s', colorVar: '--vscode-charts-yellow' }] }, data: () => [model.state.steps, model.state.tokensPerSec] },
-  {
-    id: 'mem',
-    spec: { title: 'Memory (TensorFlow.js)', height: 100, formatY: mb, series: [{ label: 'held', colorVar: '--vscode-charts-red', format: mb }] },
-    data: () => [model.state.steps, model.state.memoryBytes],
-  },
-];
-let charts: { chart: MetricChart; data: () => ChartData }[] = [];
 
 function buildCharts(): void {
   const host = $('charts');
   host.replaceChildren();
-  charts = chartSpecs.map(({ id, spec, data }) => {
-    const box = el('div', { id: `chart-${id}`, class: 'chart' });
+  for (const def of CHARTS) {
+    const box = el('div', { id: `chart-${def.id}`, class: 'chart' });
+    const head = el('div', { class: 'chart-head' });
+    const buttons = el('span', { class: 'chart-actions' });
+    const csv = el('button', { class: 'link', title: `Save the visible ${def.title.toLowerCase()} series as CSV`, 'data-export': 'csv' }, 'CSV');
+    const png = el('button', { class: 'link', title: `Save the ${def.title.toLowerCase()} chart as PNG`, 'data-export': 'png' }, 'PNG');
+    csv.addEventListener('click', () => exportChart(def.id, 'csv'));
+    png.addEventListener('click', () => exportChart(def.id, 'png'));
+    buttons.append(csv, png);
+    head.append(el('span', { class: 'chart-title' }, def.title), buttons);
+    box.append(head);
     host.append(box);
-    const chart = new MetricChart(box, spec);
+    const chart = new MetricChart(box, { onZoom: setZoom });
     chart.setWidth(host.clientWidth || 300);
-    return { chart, data };
-  });
+    charts.set(def.id, chart);
+  }
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${s % 60}s`;
-  return `${Math.floor(m / 60)}h ${m % 60}m`;
+function changeSettings(change: Partial<ViewSettings>): void {
+  const next = { ...settings, ...change };
+  if (next.xAxis !== settings.xAxis) zoom = null; // a step range means nothing in seconds
+  settings = next;
+  vscode.postMessage({ type: ToHost.settings, settings });
+  render();
+  saveSoon();
+}
+
+function setZoom(range: [number, number] | null): void {
+  zoom = range && range[1] > range[0] ? range : null;
+  drawCharts();
+}
+
+function runName(run: RunSummary | null, id: string): string {
+  return `${run?.configFile.split(/[\\/]/).pop() ?? 'run'} · ${id}`;
+}
+
+function shownRuns(): ShownRun[] {
+  const out: ShownRun[] = [];
+  if (model.runId) out.push({ id: model.runId, name: runName(model.state.run, model.runId), state: model.state });
+  for (const [id, m] of compared) if (id !== model.runId) out.push({ id, name: runName(m.state.run, id), state: m.state });
+  return out;
+}
+
+function drawCharts(): void {
+  const runs = shownRuns();
+  for (const def of CHARTS) {
+    const build = buildChart(def, runs, settings);
+    charts.get(def.id)!.update(build, { log: !!def.logToggle && settings.logLoss, xAxis: settings.xAxis, zoom });
+  }
+  $('chart-loss').dataset.points = String(model.state.steps.length);
+}
+
+function renderLegend(runs: ShownRun[]): void {
+  const legend = $('legend');
+  legend.replaceChildren(
+    ...runs.map((r, i) => {
+      const entry = el('span', { class: 'legend-entry', 'data-run': r.id, title: r.state.run?.configFile ?? r.id });
+      const sw = el('span', { class: 'swatch' });
+      sw.style.setProperty('--swatch', `var(${RUN_COLORS[i % RUN_COLORS.length]})`);
+      entry.append(sw, el('span', { class: 'legend-name' }, r.name), el('span', { class: 'legend-state' }, r.state.state ?? ''));
+      if (i > 0) {
+        const x = el('button', { class: 'link', title: 'Stop comparing this run', 'aria-label': `Stop comparing ${r.name}` }, '×');
+        x.addEventListener('click', () => vscode.postMessage({ type: ToHost.uncompare, runId: r.id }));
+        entry.append(x);
+      }
+      return entry;
+    }),
+  );
+  // One run needs no legend: the header names it.
+  legend.hidden = runs.length < 2;
 }
 
 function render(): void {
   const s = model.state;
   $('empty').hidden = s.run !== null;
   $('run').hidden = s.run === null;
+  const smoothing = $<HTMLInputElement>('smoothing');
+  smoothing.value = String(settings.smoothing);
+  $('smoothing-value').textContent = settings.smoothing.toFixed(2);
+  $<HTMLInputElement>('log-scale').checked = settings.logLoss;
+  $<HTMLSelectElement>('x-axis').value = settings.xAxis;
   if (!s.run) return;
   const name = s.run.configFile.split(/[\\/]/).pop() ?? s.run.id;
   $('run-name').textContent = name;
@@ -134,8 +197,12 @@ function render(): void {
   progress.max = total ?? 1;
   progress.value = total ? step : 0;
   progress.indeterminate = !total && state === 'training';
+  const elapsed = model.elapsedMs;
+  const eta = model.etaMs;
   $('progress-text').textContent = total
-    ? `step ${step} / ${total}${s.etaMs !== null && state === 'training' ? ` · ETA ${formatDuration(s.etaMs)}` : ''}`
+    ? [`step ${step} / ${total}`, elapsed !== null ? `elapsed ${formatDuration(elapsed)}` : '', eta !== null ? `ETA ${formatDuration(eta)}` : '']
+        .filter(Boolean)
+        .join(' · ')
     : state === 'queued' && s.run.queuePosition
       ? `queued, position ${s.run.queuePosition}`
       : '';
@@ -144,23 +211,27 @@ function render(): void {
   $('message').textContent = s.message ?? '';
   $('message').classList.toggle('error', state === 'error');
 
-  const last = (a: number[]) => (a.length ? a[a.length - 1] : undefined);
-  const rows: [string, string][] = [
-    ['loss', fmt(last(s.loss))],
-    ['eval loss', fmt(last(s.evalLoss))],
-    ['lr', fmt(last(s.lr))],
-    ['grad norm', fmt(last(s.gradNorm))],
-    ['tok/s', fmt(last(s.tokensPerSec))],
-    ['memory', last(s.memoryBytes) === undefined ? '–' : mb(last(s.memoryBytes)!)],
-  ];
-  $('stats').replaceChildren(...rows.flatMap(([k, v]) => [el('span', { class: 'key' }, k), el('span', { class: 'value' }, v)]));
-  for (const { chart, data } of charts) chart.setData(data());
-  $('chart-loss').dataset.points = String(s.steps.length);
+  const last = (a: readonly (number | null)[]) => a.at(-1) ?? null;
+  const rows: [string, string, string?][] = [];
+  for (const m of METRICS) if ('stat' in m) rows.push([m.stat, last(s[m.key]) === null ? '–' : m.format(last(s[m.key])!)]);
+  // Memory: what each figure measures, its peak, and the cost lens's estimate beside it.
+  const tensors = METRICS.find((m) => m.key === 'memoryBytes')!;
+  const peakTensors = model.peak('memoryBytes');
+  rows.push([metricLabel(tensors, s.backend), peakTensors === null ? '–' : `${mib(last(s.memoryBytes)!)} (peak ${mib(peakTensors)})`, 'TensorFlow.js tf.memory().numBytes after each step']);
+  const peakRss = model.peak('rssBytes');
+  if (peakRss !== null) rows.push(['process RSS', `${mib(last(s.rssBytes) ?? peakRss)} (peak ${mib(peakRss)})`, 'resident set size of the training process']);
+  const estimate = s.run.memoryEstimateBytes;
+  rows.push(['lens estimate', estimate ? `≈ ${mib(estimate)} peak` : '–', 'the .qlora code lens’s peak-memory estimate for this config']);
+  $('stats').replaceChildren(
+    ...rows.map(([k, v, title]) => {
+      const stat = el('span', { class: 'stat', ...(title ? { title } : {}) });
+      stat.append(el('span', { class: 'key' }, k), el('span', { class: 'value' }, v));
+      return stat;
+    }),
+  );
+  renderLegend(shownRuns());
+  drawCharts();
   $('logs').textContent = s.logs.join('\n');
-}
-
-function fmt(v: number | undefined): string {
-  return v === undefined ? '–' : compact(v);
 }
 
 let saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -168,8 +239,24 @@ function saveSoon(): void {
   if (saveTimer) return;
   saveTimer = setTimeout(() => {
     saveTimer = undefined;
-    vscode.setState(model.toState());
+    saveNow();
   }, 200);
+}
+function saveNow(): void {
+  vscode.setState({ ...model.toState(), settings });
+}
+
+function exportChart(id: ChartId, format: 'csv' | 'png'): void {
+  const chart = charts.get(id)!;
+  const def = CHARTS.find((c) => c.id === id)!;
+  const base = `${model.runId ?? 'metrics'}-${id}`;
+  if (format === 'csv') {
+    const build = buildChart(def, shownRuns(), settings);
+    vscode.postMessage({ type: ToHost.export, format, fileName: `${base}.csv`, data: chartCsv(build, zoom) });
+  } else {
+    const data = chart.png();
+    if (data) vscode.postMessage({ type: ToHost.export, format, fileName: `${base}.png`, data });
+  }
 }
 
 /** After the frame that shows them, reports how long ago the newest live step's record was written. */
@@ -187,15 +274,37 @@ function reportDrawn(runId: string, records: RunRecord[]): void {
 function onMessage(m: ToViewMessage): void {
   switch (m.type) {
     case ToView.select:
-      model.select(m.run);
+      if (model.select(m.run)) zoom = null;
       render();
-      vscode.setState(model.toState());
+      saveNow();
       break;
     case ToView.records:
-      if (m.runId !== model.runId) return;
-      model.apply(m.records);
+      if (m.runId === model.runId) {
+        model.apply(m.records);
+        render();
+        reportDrawn(m.runId, m.records);
+        saveSoon();
+      } else {
+        const other = compared.get(m.runId);
+        if (!other) return;
+        other.apply(m.records);
+        render();
+      }
+      break;
+    case ToView.compare: {
+      const ids = new Set(m.runs.map((r) => r.id));
+      for (const id of [...compared.keys()]) if (!ids.has(id)) compared.delete(id);
+      for (const r of m.runs) {
+        const known = compared.get(r.id) ?? MetricsModel.empty();
+        known.select(r);
+        compared.set(r.id, known);
+      }
       render();
-      reportDrawn(m.runId, m.records);
+      break;
+    }
+    case ToView.settings:
+      settings = m.settings;
+      render();
       saveSoon();
       break;
     case ToView.health:
@@ -212,8 +321,9 @@ window.addEventListener('message', (e: MessageEvent) => {
 });
 new ResizeObserver(() => {
   const w = $('charts').clientWidth;
-  if (w > 0) for (const { chart } of charts) chart.setWidth(w);
+  if (w > 0) for (const chart of charts.values()) chart.setWidth(w);
 }).observe($('charts'));
 // VS Code swaps the body's theme classes: redraw in the new colours.
-new MutationObserver(() => charts.forEach(({ chart }) => chart.retheme())).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+new MutationObserver(() => charts.forEach((chart) => chart.retheme())).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 vscode.postMessage({ type: ToHost.ready, runId: model.runId, lastEventId: model.state.lastEventId });
+

@@ -1,27 +1,35 @@
-// What the Metrics view knows about the shown run, built from its records and kept in the
+// What the Metrics view knows about one run, built from its records and kept in the
 // webview's state (getState/setState), so that a page re-created after being hidden or
 // after a window reload draws the same curves at once and asks only for what it missed.
-// Pure: no DOM, so it is unit-tested in Node.
+// Its series are the rows of metrics.ts's table. Pure: no DOM, so it is unit-tested in Node.
 import type { RunRecord, RunState, RunSummary } from '../server/protocol';
+import { estimateRemainingMs } from './eta';
+import { EVAL_KEYS, METRICS, STEP_KEYS, type EvalKey, type StepKey } from './metrics';
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 
-/** Series share the index of `steps`; evaluation has its own x values. */
-export interface MetricsState {
+type Series = (number | null)[];
+
+/**
+ * Step series share the index of `steps`, eval series that of `evalSteps`. `elapsedMs`
+ * runs on across resumes (each resume's trainer clock starts at 0; the view adds the time
+ * reached before it), `evalMs` is how long each evaluation took.
+ */
+export type MetricsState = {
   v: typeof STATE_VERSION;
   run: RunSummary | null;
   /** Id of the newest record applied: sent as Last-Event-ID when the page comes back. */
   lastEventId: number | null;
   steps: number[];
-  loss: number[];
-  lr: number[];
-  gradNorm: number[];
-  tokensPerSec: number[];
-  memoryBytes: number[];
+  elapsedMs: number[];
   evalSteps: number[];
-  evalLoss: number[];
+  evalMs: Series;
+  /** Elapsed time the current trainer process started at, and the wall time of the newest step record. */
+  elapsedOffsetMs: number;
+  lastStepTime: number | null;
   totalSteps: number | null;
-  etaMs: number | null;
+  /** The trainer's own estimate, used until the view has two steps to go on. */
+  trainerEtaMs: number | null;
   state: RunState | null;
   /** Why the run is in its state, or the last error. */
   message: string | null;
@@ -29,34 +37,30 @@ export interface MetricsState {
   device: string | null;
   /** The newest log lines (warnings and infos from the trainer). */
   logs: string[];
-}
+} & Record<StepKey | EvalKey, Series>;
 
 const MAX_LOGS = 20;
+const STEP_SERIES = ['steps', 'elapsedMs', ...STEP_KEYS] as const;
+const EVAL_SERIES = ['evalSteps', 'evalMs', ...EVAL_KEYS] as const;
 
 export function emptyState(run: RunSummary | null = null): MetricsState {
-  return {
+  const s = {
     v: STATE_VERSION,
     run,
     lastEventId: null,
-    steps: [],
-    loss: [],
-    lr: [],
-    gradNorm: [],
-    tokensPerSec: [],
-    memoryBytes: [],
-    evalSteps: [],
-    evalLoss: [],
+    elapsedOffsetMs: 0,
+    lastStepTime: null,
     totalSteps: run?.totalSteps ?? null,
-    etaMs: null,
+    trainerEtaMs: null,
     state: run?.state ?? null,
     message: run?.error ?? null,
     backend: run?.backend ?? null,
     device: run?.device ?? null,
     logs: [],
-  };
+  } as Partial<MetricsState>;
+  for (const k of [...STEP_SERIES, ...EVAL_SERIES]) (s as Record<string, unknown>)[k] = [];
+  return s as MetricsState;
 }
-
-const SERIES = ['steps', 'loss', 'lr', 'gradNorm', 'tokensPerSec', 'memoryBytes'] as const;
 
 export class MetricsModel {
   private constructor(private s: MetricsState) {}
@@ -109,6 +113,25 @@ export class MetricsModel {
     }
   }
 
+  /** Time left: a recent window of steps, eval time apart (see eta.ts); the trainer's figure until then. */
+  get etaMs(): number | null {
+    const s = this.s;
+    if (s.state !== 'training' && s.state !== 'stopping') return null;
+    return estimateRemainingMs(s) ?? s.trainerEtaMs;
+  }
+
+  /** Elapsed training time at the newest step (resumes added up). */
+  get elapsedMs(): number | null {
+    return this.s.elapsedMs.at(-1) ?? null;
+  }
+
+  /** The highest value a step series reached, or null when it has none. */
+  peak(key: StepKey): number | null {
+    let best: number | null = null;
+    for (const v of this.s[key]) if (v !== null && (best === null || v > best)) best = v;
+    return best;
+  }
+
   private applyOne(r: RunRecord): void {
     const s = this.s;
     switch (r.type) {
@@ -116,37 +139,36 @@ export class MetricsModel {
         s.totalSteps = r.totalSteps;
         s.backend = r.backend;
         s.device = r.device;
-        // A resumed run starts again after its checkpoint: later points are replaced.
+        // A resumed run starts again after its checkpoint: later points are replaced,
+        // and its clock goes on from the time reached there.
         this.truncateFrom(r.startStep + 1);
+        s.elapsedOffsetMs = s.elapsedMs.at(-1) ?? 0;
+        s.lastStepTime = null;
         break;
       case 'step':
         this.truncateFrom(r.step);
         s.steps.push(r.step);
-        s.loss.push(r.loss);
-        s.lr.push(r.lr);
-        s.gradNorm.push(r.gradNorm);
-        s.tokensPerSec.push(r.tokensPerSec);
-        s.memoryBytes.push(r.memoryBytes);
+        s.elapsedMs.push(s.elapsedOffsetMs + r.elapsedMs);
+        for (const m of METRICS) if (m.source === 'step') s[m.key].push(finite(m.read(r)));
         s.totalSteps = r.totalSteps;
-        s.etaMs = r.etaMs;
+        s.trainerEtaMs = r.etaMs;
+        s.lastStepTime = r.time;
         if (s.state !== 'stopping') s.state = 'training';
         // "starting", "resuming from step-20": said until the steps speak for themselves.
         if (s.state === 'training') s.message = null;
         break;
       case 'eval': {
         const at = s.evalSteps.findIndex((x) => x >= r.step);
-        if (at >= 0) {
-          s.evalSteps.length = at;
-          s.evalLoss.length = at;
-        }
+        if (at >= 0) for (const k of EVAL_SERIES) s[k].length = at;
         s.evalSteps.push(r.step);
-        s.evalLoss.push(r.evalLoss);
+        // The eval runs right after its step's record is written.
+        s.evalMs.push(s.lastStepTime !== null && s.steps.at(-1) === r.step && r.time >= s.lastStepTime ? r.time - s.lastStepTime : null);
+        for (const m of METRICS) if (m.source === 'eval') s[m.key].push(finite(m.read(r)));
         break;
       }
       case 'state':
         s.state = r.state;
         s.message = r.message ?? null;
-        if (r.state !== 'training' && r.state !== 'stopping') s.etaMs = null;
         break;
       case 'log':
         s.logs.push(`${r.level}: ${r.message}`);
@@ -154,12 +176,10 @@ export class MetricsModel {
         break;
       case 'done':
         s.state = r.stopped ? 'stopped' : 'done';
-        s.etaMs = null;
         break;
       case 'error':
         s.state = 'error';
         s.message = r.message;
-        s.etaMs = null;
         break;
       case 'checkpoint':
         break;
@@ -171,28 +191,21 @@ export class MetricsModel {
     const s = this.s;
     let keep = s.steps.length;
     while (keep > 0 && s.steps[keep - 1] >= step) keep--;
-    if (keep < s.steps.length) for (const k of SERIES) s[k].length = keep;
+    if (keep < s.steps.length) for (const k of STEP_SERIES) s[k].length = keep;
     let keepEval = s.evalSteps.length;
     while (keepEval > 0 && s.evalSteps[keepEval - 1] >= step) keepEval--;
-    s.evalSteps.length = keepEval;
-    s.evalLoss.length = keepEval;
-  }
-
-  /** The loss chart's data: x = every step with either loss, nulls where a series has none. */
-  lossSeries(): [number[], (number | null)[], (number | null)[]] {
-    const s = this.s;
-    const xs = [...new Set([...s.steps, ...s.evalSteps])].sort((a, b) => a - b);
-    const train = new Map(s.steps.map((x, i) => [x, s.loss[i]]));
-    const evals = new Map(s.evalSteps.map((x, i) => [x, s.evalLoss[i]]));
-    return [xs, xs.map((x) => train.get(x) ?? null), xs.map((x) => evals.get(x) ?? null)];
+    for (const k of EVAL_SERIES) s[k].length = keepEval;
   }
 }
+
+const finite = (v: number | null | undefined): number | null => (v !== null && v !== undefined && Number.isFinite(v) ? v : null);
 
 function structuredCloneState(s: MetricsState): MetricsState {
   return JSON.parse(JSON.stringify(s)) as MetricsState;
 }
 
-const numArray = (x: unknown): boolean => Array.isArray(x) && x.every((v) => typeof v === 'number');
+const numArray = (x: unknown, nullable = false): boolean =>
+  Array.isArray(x) && x.every((v) => typeof v === 'number' || (nullable && v === null));
 
 export function isMetricsState(x: unknown): x is MetricsState {
   if (typeof x !== 'object' || x === null) return false;
@@ -200,10 +213,12 @@ export function isMetricsState(x: unknown): x is MetricsState {
   if (s.v !== STATE_VERSION) return false;
   if (!(s.lastEventId === null || typeof s.lastEventId === 'number')) return false;
   if (!(s.run === null || (typeof s.run === 'object' && typeof (s.run as { id?: unknown }).id === 'string'))) return false;
-  const series = [...SERIES, 'evalSteps', 'evalLoss'] as const;
-  if (!series.every((k) => numArray(s[k]))) return false;
+  if (!numArray(s.steps) || !numArray(s.elapsedMs) || !numArray(s.evalSteps)) return false;
+  if (![...STEP_KEYS, ...EVAL_KEYS, 'evalMs'].every((k) => numArray(s[k], true))) return false;
   const n = (s.steps as number[]).length;
-  if (!SERIES.every((k) => (s[k] as number[]).length === n)) return false;
-  if ((s.evalSteps as number[]).length !== (s.evalLoss as number[]).length) return false;
+  if (!STEP_SERIES.every((k) => (s[k] as unknown[]).length === n)) return false;
+  const e = (s.evalSteps as number[]).length;
+  if (!EVAL_SERIES.every((k) => (s[k] as unknown[]).length === e)) return false;
+  if (typeof s.elapsedOffsetMs !== 'number') return false;
   return Array.isArray(s.logs);
 }

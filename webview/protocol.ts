@@ -4,6 +4,7 @@
 // check what arrives, because either end may be older than the other after an update.
 // No DOM and no Node imports: it is bundled into both.
 import type { RunRecord, RunSummary } from '../server/protocol';
+import { isViewSettings, type ViewSettings } from './chartData';
 
 /** Health of the training server, as the extension's server manager reports it. */
 export type ServerHealth = 'starting' | 'ready' | 'error' | 'stopped';
@@ -15,6 +16,10 @@ export const ToView = {
   records: 'run/records',
   /** Extension -> webview: the training server's health changed. */
   health: 'server/health',
+  /** Extension -> webview: the runs drawn beside the shown one (picked in the Runs tree); their records follow as run/records. */
+  compare: 'run/compare',
+  /** Extension -> webview: smoothing, log scale and x axis, as another Metrics page set them. */
+  settings: 'settings/apply',
 } as const;
 
 export const ToHost = {
@@ -26,18 +31,29 @@ export const ToHost = {
   resume: 'run/resume',
   /** Webview -> extension: a live step was drawn; `delayMs` from its record's time to the frame that showed it. */
   drawn: 'view/drawn',
+  /** Webview -> extension: the user changed smoothing, log scale or x axis (every page follows). */
+  settings: 'settings/change',
+  /** Webview -> extension: save this export (CSV text, or a PNG as a data URL) under a name the user picks. */
+  export: 'view/export',
+  /** Webview -> extension: stop drawing this compared run. */
+  uncompare: 'run/uncompare',
 } as const;
 
 export interface SelectMessage { type: typeof ToView.select; run: RunSummary | null }
 export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[] }
 export interface HealthMessage { type: typeof ToView.health; health: ServerHealth; detail: string }
-export type ToViewMessage = SelectMessage | RecordsMessage | HealthMessage;
+export interface CompareMessage { type: typeof ToView.compare; runs: RunSummary[] }
+export interface SettingsMessage { type: typeof ToView.settings; settings: ViewSettings }
+export type ToViewMessage = SelectMessage | RecordsMessage | HealthMessage | CompareMessage | SettingsMessage;
 
 export interface ReadyMessage { type: typeof ToHost.ready; runId: string | null; lastEventId: number | null }
 export interface StopMessage { type: typeof ToHost.stop; runId: string }
 export interface ResumeMessage { type: typeof ToHost.resume; runId: string }
 export interface DrawnMessage { type: typeof ToHost.drawn; runId: string; step: number; delayMs: number }
-export type ToHostMessage = ReadyMessage | StopMessage | ResumeMessage | DrawnMessage;
+export interface SettingsChangedMessage { type: typeof ToHost.settings; settings: ViewSettings }
+export interface ExportMessage { type: typeof ToHost.export; format: 'csv' | 'png'; fileName: string; data: string }
+export interface UncompareMessage { type: typeof ToHost.uncompare; runId: string }
+export type ToHostMessage = ReadyMessage | StopMessage | ResumeMessage | DrawnMessage | SettingsChangedMessage | ExportMessage | UncompareMessage;
 
 const HEALTH: readonly ServerHealth[] = ['starting', 'ready', 'error', 'stopped'];
 
@@ -58,6 +74,10 @@ export function isToViewMessage(x: unknown): x is ToViewMessage {
       return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord);
     case ToView.health:
       return HEALTH.includes(x.health as ServerHealth) && isStr(x.detail);
+    case ToView.compare:
+      return Array.isArray(x.runs) && x.runs.every(isRunSummary);
+    case ToView.settings:
+      return isViewSettings(x.settings);
     default:
       return false;
   }
@@ -74,6 +94,12 @@ export function isToHostMessage(x: unknown): x is ToHostMessage {
       return isStr(x.runId);
     case ToHost.drawn:
       return isStr(x.runId) && isNum(x.step) && isNum(x.delayMs);
+    case ToHost.settings:
+      return isViewSettings(x.settings);
+    case ToHost.export:
+      return (x.format === 'csv' || x.format === 'png') && isStr(x.fileName) && isStr(x.data);
+    case ToHost.uncompare:
+      return isStr(x.runId);
     default:
       return false;
   }

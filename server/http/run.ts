@@ -66,6 +66,8 @@ export interface RunFile {
   name?: string;
   /** Started by the server, or by `qlora train` / `qlora demo` (then workerPid is that process). */
   origin?: 'server' | 'cli';
+  /** The cost lens's peak-memory estimate when the run was created (see server/config/cost.ts). */
+  memoryEstimateBytes?: number | null;
 }
 
 /** A run id: its creation time, then randomness. */
@@ -146,7 +148,7 @@ export class Run {
     return {
       id: f.id, state: f.state, queuePosition, createdAt: f.createdAt, updatedAt: f.updatedAt,
       configFile: f.configFile, baseDir: f.baseDir, outputDir: f.outputDir, ...this.progress,
-      error: f.error, lastEventId: this.log.lastId,
+      error: f.error, lastEventId: this.log.lastId, memoryEstimateBytes: f.memoryEstimateBytes ?? null,
       ...(f.name ? { name: f.name } : {}), origin: f.origin ?? 'server', errorLocation,
       // A config error fails again on resume (the run keeps the text it was created from).
       resumable: RESUMABLE_STATES.includes(f.state) && !(errorLocation && /\.qlora$/.test(errorLocation.file)),

@@ -4,7 +4,9 @@
 // a checkpoint covers.
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { hasErrors, parseAndCheck, type ConfigDiagnostic } from '../config';
+import { estimateCost, hasErrors, parseAndCheck, type ConfigDiagnostic } from '../config';
+import { modelFacts } from '../config/modelFacts';
+import type { ResolvedConfig } from '../config/schema';
 import { ConfigError } from '../config/load';
 import { checkpointsDir, newestCheckpoint, readTrainerState } from '../engine/train/checkpoint';
 import {
@@ -136,6 +138,7 @@ export class RunManager {
       id: newRunId(), state: 'queued', createdAt: now, updatedAt: now, configFile, baseDir, outputDir,
       ...(req.maxSteps !== undefined ? { maxSteps: req.maxSteps } : {}), overwrite: !!req.overwrite,
       queueSeq: ++this.queueSeq, launches: 0, workerPid: null, eventIdFloor: 0, error: null,
+      memoryEstimateBytes: memoryEstimate(checked.config),
     };
     const run = Run.create(this.opts.runsDir, file, configText, checked.config);
     this.runs.set(run.id, run);
@@ -407,4 +410,14 @@ async function waitForExit(pid: number, ms: number): Promise<void> {
   };
   const until = Date.now() + ms;
   while (alive() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** The cost lens's peak-memory figure for `config`, for the Metrics view to show beside the measured peak; null when the base model cannot be read. */
+function memoryEstimate(config: ResolvedConfig): number | null {
+  try {
+    const facts = modelFacts(config.model.base);
+    return facts.ok ? estimateCost(facts.config, config).memory.total : null;
+  } catch {
+    return null;
+  }
 }

@@ -46,7 +46,9 @@ export async function runWorker(job: WorkerJob): Promise<number> {
     if (orphaned()) process.exit(70);
     if (e.type === 'step') { lastStep = e.step; tensorBytes = e.memoryBytes; }
     if (e.type === 'start') lastStep = e.startStep;
-    const line = Buffer.from(JSON.stringify({ ...e, id: nextId++, time: Date.now() } satisfies RunRecord) + '\n');
+    // The process's resident size beside TensorFlow.js's byte count: the Metrics view shows both.
+    const event: TrainEvent = e.type === 'step' ? { ...e, rssBytes: process.memoryUsage.rss() } : e;
+    const line = Buffer.from(JSON.stringify({ ...event, id: nextId++, time: Date.now() } satisfies RunRecord) + '\n');
     for (let off = 0; off < line.length;) off += writeSync(fd, line, off);
     const msg: WorkerMessage = { kind: 'appended', lastId: nextId - 1, rssBytes: process.memoryUsage.rss(), tensorBytes };
     process.send?.(msg);

@@ -24,6 +24,9 @@ describe('webview message protocol', () => {
       { type: ToView.records, runId: 'r1', records: [step] },
       { type: ToView.records, runId: 'r1', records: [] },
       { type: ToView.health, health: 'ready', detail: 'listening' },
+      { type: ToView.compare, runs: [run] },
+      { type: ToView.compare, runs: [] },
+      { type: ToView.settings, settings: { smoothing: 0.6, logLoss: true, xAxis: 'time' } },
     ];
     for (const m of good) assert.ok(isToViewMessage(m), JSON.stringify(m));
   });
@@ -35,6 +38,8 @@ describe('webview message protocol', () => {
       { type: ToView.records, runId: 1, records: [] }, { type: ToView.records, runId: 'r1', records: [{ type: 'step' }] },
       { type: ToView.records, runId: 'r1', records: 'x' },
       { type: ToView.health, health: 'sleepy', detail: '' }, { type: ToView.health, health: 'ready' },
+      { type: ToView.compare, runs: [{ id: 1 }] }, { type: ToView.settings, settings: { smoothing: 1, logLoss: false, xAxis: 'step' } },
+      { type: ToView.settings, settings: { smoothing: 0.5, logLoss: false, xAxis: 'epoch' } },
       // A message meant for the other direction.
       { type: ToHost.ready, runId: null, lastEventId: null },
     ];
@@ -48,11 +53,15 @@ describe('webview message protocol', () => {
       { type: ToHost.stop, runId: 'r1' },
       { type: ToHost.resume, runId: 'r1' },
       { type: ToHost.drawn, runId: 'r1', step: 3, delayMs: 12.5 },
+      { type: ToHost.settings, settings: { smoothing: 0, logLoss: false, xAxis: 'step' } },
+      { type: ToHost.export, format: 'csv', fileName: 'r1-loss.csv', data: 'step,train\n1,3\n' },
+      { type: ToHost.uncompare, runId: 'r2' },
     ];
     for (const m of good) assert.ok(isToHostMessage(m), JSON.stringify(m));
     const bad: unknown[] = [
       undefined, { type: ToHost.ready }, { type: ToHost.ready, runId: 'r1', lastEventId: '12' },
       { type: ToHost.stop }, { type: ToHost.resume, runId: 3 }, { type: ToHost.drawn, runId: 'r1', step: 3, delayMs: Infinity },
+      { type: ToHost.export, format: 'svg', fileName: 'x.svg', data: '' }, { type: ToHost.settings, settings: null },
       { type: ToView.select, run: null },
     ];
     for (const m of bad) assert.ok(!isToHostMessage(m), JSON.stringify(m));

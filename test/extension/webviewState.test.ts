@@ -3,6 +3,8 @@
 // repeating a point.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { buildChart, chartCsv, chartDef, DEFAULT_SETTINGS, type ShownRun } from '../../webview/chartData';
+import { CHARTS, METRICS } from '../../webview/metrics';
 import { emptyState, MetricsModel } from '../../webview/model';
 import type { RunRecord, RunSummary } from '../../server/protocol';
 
@@ -44,10 +46,11 @@ describe('metrics view state', () => {
     assert.equal(s.totalSteps, 100);
     assert.equal(s.state, 'training');
     assert.equal(s.backend, 'wasm');
-    const [xs, train, evals] = m.lossSeries();
-    assert.deepEqual(xs, s.steps);
-    assert.deepEqual(evals.filter((v) => v !== null), [6 / 5, 6 / 10]);
-    assert.equal(train[0], 5);
+    const loss = buildChart(chartDef('loss'), [{ id: 'r1', name: 'train.qlora · r1', state: s }], { ...DEFAULT_SETTINGS, smoothing: 0 });
+    assert.deepEqual(loss.x, s.steps);
+    assert.deepEqual(loss.lines.map((l) => l.label), ['train', 'eval']);
+    assert.deepEqual(loss.ys[1].filter((v) => v !== null), [6 / 5, 6 / 10]);
+    assert.equal(loss.ys[0][0], 5);
   });
 
   test('restores exactly what it saved, and asks only for what came after', () => {
@@ -111,10 +114,10 @@ describe('metrics view state', () => {
     const m = MetricsModel.empty();
     m.select(run());
     m.apply(history(3));
-    assert.notEqual(m.state.etaMs, null);
+    assert.notEqual(m.etaMs, null);
     m.apply([{ type: 'done', step: 3, adapter: '/w/runs/a/adapter', stopped: true, id: 50, time: 0 }]);
     assert.equal(m.state.state, 'stopped');
-    assert.equal(m.state.etaMs, null);
+    assert.equal(m.etaMs, null);
     m.apply([{ type: 'error', step: 3, message: 'out of memory', id: 51, time: 0 }]);
     assert.equal(m.state.state, 'error');
     assert.equal(m.state.message, 'out of memory');
@@ -135,7 +138,7 @@ describe('metrics view state', () => {
     const good = JSON.parse(JSON.stringify(m.toState()));
     const bad: unknown[] = [
       undefined, null, 42, 'state', {},
-      { ...good, v: 2 },
+      { ...good, v: 1 },
       { ...good, steps: [1, 2] }, // series of different lengths
       { ...good, loss: good.loss.map(String) },
       { ...good, run: { state: 'x' } },
@@ -143,5 +146,59 @@ describe('metrics view state', () => {
       { ...good, lastEventId: '9' },
     ];
     for (const b of bad) assert.deepEqual(MetricsModel.restore(b).toState(), emptyState(), JSON.stringify(b)?.slice(0, 80));
+  });
+
+  test('elapsed time runs on across a resume; eval durations come from record times; peaks', () => {
+    const m = MetricsModel.empty();
+    m.select(run());
+    const first = history(14).map((r) => ({ ...r, time: 1000 + r.id * 10 }));
+    m.apply(first);
+    assert.equal(m.elapsedMs, 1400);
+    // The eval after step 10 was written 10 ms after its step's record.
+    assert.deepEqual(m.state.evalMs, [10, 10]);
+    m.apply(history(3, 101, 11)); // resumed from step-10: the trainer's clock starts again
+    assert.equal(m.elapsedMs, 1000 + 1300, 'elapsed at step 10, then 13 x 100 ms of the resumed process');
+    assert.equal(m.peak('memoryBytes'), 1e6 + 13);
+    assert.equal(m.peak('rssBytes'), null, 'no RSS in these records');
+  });
+
+  test('the table drives every chart: smoothing draws raw faint behind smoothed; eval as markers', () => {
+    const m = MetricsModel.empty();
+    m.select(run());
+    m.apply(history(20));
+    const shown: ShownRun[] = [{ id: 'r1', name: 'train.qlora · r1', state: m.state }];
+    const loss = buildChart(chartDef('loss'), shown, { ...DEFAULT_SETTINGS, smoothing: 0.9 });
+    assert.deepEqual(loss.lines.map((l) => [l.label, l.faint, l.points]), [['train (raw)', true, false], ['train', false, false], ['eval', false, true]]);
+    assert.notDeepEqual(loss.ys[1], loss.ys[0]);
+    assert.equal(loss.ys[1][0], loss.ys[0][0], 'debiased: the first smoothed point is the first value');
+    // Every table row lands on its chart; a series this run never reported is left out.
+    for (const c of CHARTS) {
+      const b = buildChart(c, shown, { ...DEFAULT_SETTINGS, smoothing: 0 });
+      const expected = METRICS.filter((x) => x.chart === c.id && x.key !== 'rssBytes').map((x) => x.key);
+      assert.deepEqual(b.lines.map((l) => l.metric), expected, c.id);
+    }
+  });
+
+  test('x by elapsed time, several runs with their names, an empty chart, the visible CSV', () => {
+    const a = MetricsModel.empty();
+    a.select(run('r1'));
+    a.apply(history(10));
+    const b = MetricsModel.empty();
+    b.select(run('r2', { configFile: '/w/b.qlora' }));
+    b.apply(history(5));
+    const shown: ShownRun[] = [
+      { id: 'r1', name: 'train.qlora · r1', state: a.state },
+      { id: 'r2', name: 'b.qlora · r2', state: b.state },
+    ];
+    const byTime = buildChart(chartDef('loss'), shown, { smoothing: 0, logLoss: false, xAxis: 'time' });
+    assert.equal(byTime.xLabel, 'elapsed time');
+    assert.deepEqual(byTime.x, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1].map((x) => Number(x.toFixed(1))));
+    assert.deepEqual(byTime.lines.map((l) => l.label), ['train · train.qlora · r1', 'eval · train.qlora · r1', 'train · b.qlora · r2', 'eval · b.qlora · r2']);
+    assert.notEqual(byTime.lines[0].colorVar, byTime.lines[2].colorVar);
+    const empty = buildChart(chartDef('lr'), [{ id: 'r3', name: 'x', state: emptyState(run('r3')) }], DEFAULT_SETTINGS);
+    assert.equal(empty.points, 0);
+    assert.deepEqual(empty.x, []);
+    const csv = chartCsv(buildChart(chartDef('loss'), shown.slice(0, 1), { ...DEFAULT_SETTINGS, smoothing: 0 }), [3, 5]);
+    assert.equal(csv, `step,train,eval\n3,${5 / 3},\n4,${5 / 4},\n5,1,${6 / 5}\n`);
   });
 });

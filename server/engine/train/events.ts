@@ -30,6 +30,8 @@ export interface StepEvent {
   /** Bytes and tensors held by the TensorFlow.js backend after the step. */
   memoryBytes: number;
   numTensors: number;
+  /** Resident set size of the training process (bytes), added by the server's worker; absent from the CLI. */
+  rssBytes?: number;
   elapsedMs: number;
   etaMs: number;
 }
