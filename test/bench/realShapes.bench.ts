@@ -86,16 +86,24 @@ for (const name of shapes) {
     rmSync(work, { recursive: true, force: true });
   }
 }
-console.log('| shape | s/step | tokens/s | tokens per CPU s | peak RSS | lens RSS (error) | wasm heap | tensor peak | lens heap (error) | load peak RSS | lens load |');
+console.log('| shape | s/step | tokens/s | tokens per CPU s (load included) | peak RSS | lens RSS (error) | wasm heap | tensor peak | lens heap (error) | load peak RSS | lens load |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
 
-// The peer: DESIGN.md's plain-PyTorch QLoRA on the same shapes (peer_torch.py covers the engine bench's shape only).
+// The peer: the same QLoRA math in plain PyTorch on the same shapes (peer_torch_shape.py).
 const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
 if (!python) {
-  console.log('\nPeer: PyTorch is not installed here (`python3 -c "import torch"` fails), so it cannot run beside these figures. ' +
-    'Measured earlier on these machines (DESIGN.md, plain PyTorch, seq 256, batch 1, 2 threads, checkpointing + chunked loss): ' +
+  console.log('\nPeer: PyTorch is not installed here (`python3 -c "import torch"` fails), so it cannot run beside these figures ' +
+    '(`sudo apt-get install python3-torch`). Measured earlier on these machines (DESIGN.md, plain PyTorch, seq 256, batch 1): ' +
     'SmolLM2-135M 1.05 GB peak RSS, 34 tokens/s; Qwen2.5-0.5B 3.6 GB, 17.6; TinyLlama-1.1B 4.5-5.2 GB, 7-7.7; Llama-3.2-1B 4.4-4.7 GB, 4.6-4.8; Llama-3.2-3B 5.7 GB, 0.74.');
 } else {
-  console.log(`\nPeer: PyTorch is installed (${python}); peer_torch.py runs the engine bench's shape (see engine.bench.ts), not these real shapes yet.`);
+  console.log(`\nPeer: PyTorch (${python}) on the same shapes: NF4 + double quant dequantized per step, LoRA r 16 on all seven, checkpointing, chunked loss, AdamW`);
+  console.log('| shape | ms/step | tokens/s | peak RSS | threads |');
+  console.log('|---|---|---|---|---|');
+  for (const name of shapes.filter((n) => RECIPES[n])) {
+    const r = spawnSync(python, [join(here, 'peer_torch_shape.py'), join(cacheDir, name, 'config.json'), String(seq), String(Math.max(1, steps))], { encoding: 'utf8' });
+    if (r.status !== 0) { console.log(`| ${name} | failed: ${r.stderr.trim().split('\n').pop()} |`); continue; }
+    const p = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    console.log(`| ${name} | ${p.msPerStep.toFixed(0)} | ${p.tokensPerSec.toFixed(1)} | ${gb(p.peakRss)} | ${p.threads} |`);
+  }
 }
