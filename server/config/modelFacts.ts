@@ -3,7 +3,7 @@
 // per folder until something in the folder changes.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
-import { readModelConfig } from '../engine/formats/modelFolder';
+import { readModelConfig } from '../engine/formats/modelConfig';
 import { ModelFormatError } from '../engine/formats/types';
 import { LINEAR_MODULES, linearShape, type LinearModule, type LlamaConfig } from '../engine/model/config';
 

@@ -50,3 +50,14 @@ test('import specifiers are read from every form, and not from comments', () => 
   ].join('\n');
   assert.deepEqual(specifiersOf(src), ['./a', '../b', './c', './d', './side-effect', './e', './f', './gh']);
 });
+
+test("the language server's bundle holds no tokenizer library and no TensorFlow.js", async () => {
+  const esbuild = await import('esbuild');
+  const r = await esbuild.build({
+    absWorkingDir: projectRoot, entryPoints: ['language-server/main.ts'], bundle: true, platform: 'node', format: 'cjs',
+    mainFields: ['module', 'main'], external: ['vscode'], write: false, metafile: true, logLevel: 'silent', outfile: 'ls.js',
+  });
+  const packages = [...new Set(Object.keys(r.metafile.inputs).filter((f) => f.includes('node_modules/'))
+    .map((f) => f.split('node_modules/').pop()!.split('/').slice(0, f.includes('node_modules/@') ? 2 : 1).join('/')))].sort();
+  assert.deepEqual(packages.filter((p) => /tokenizers|jinja|tensorflow|onnxruntime/.test(p)), [], packages.join(', '));
+});
