@@ -13,7 +13,9 @@
 // The per-token factors below are counts of float32 values alive at the peak, as multiples
 // of the hidden size C, the MLP width I and (for attention) heads x key positions; they
 // were calibrated against measured peaks (test/bench/realShapes.bench.ts prints the plan
-// beside the measurement) and are the documentation of what the engine keeps.
+// beside the measurement) and are the documentation of what the engine keeps. Checked at
+// seq 256, wasm, 2 steps: SmolLM2-135M RSS 0.81 GB measured / 0.83 planned, wasm heap 0.54 /
+// 0.54; Qwen2.5-0.5B (not used to calibrate) RSS 1.54 / 1.69, heap 0.97 / 1.08, tensors 0.85 / 0.85.
 import { bytesPerParameter, type QuantizationOptions } from '../quant/spec';
 import type { BackendChoice } from '../backend';
 import { countParameters, LINEAR_MODULES, linearShape, loraParameterCount, type LinearModule, type LlamaConfig } from '../model/config';
