@@ -30,10 +30,18 @@ export async function trainCommand(args: string[]): Promise<void> {
   const json = !!v.json;
   let stopRequested = false;
   const onSignal = () => { stopRequested = true; };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Until the trainer starts (the model loads in one synchronous stretch, during which no
+  // handler could run) Ctrl+C keeps its default and ends the process at once: nothing is
+  // written before the first step. From the start on, it stops after a step and a checkpoint.
   const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : humanPrinter();
-  const onEvent = (e: TrainEvent) => { record.event(e); print(e); };
+  const onEvent = (e: TrainEvent) => {
+    if (e.type === 'start') {
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    }
+    record.event(e);
+    print(e);
+  };
   try {
     await train(trainSpec(config), { maxSteps, resume: !!v.resume, onEvent, shouldStop: () => stopRequested });
   } catch (e) {

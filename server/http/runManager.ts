@@ -314,7 +314,9 @@ export class RunManager {
   private finish(a: Active, o: Outcome): void {
     const { run } = a.process;
     this.active = null;
-    if (o.done) {
+    if (a.process.stoppedWhileLoading) {
+      this.setState(run, a.userStop ? 'stopped' : 'interrupted', { workerPid: null, error: null, message: 'stopped while the model was loading' });
+    } else if (o.done) {
       const state = !o.done.stopped ? 'done' : a.userStop || !this.shuttingDown ? 'stopped' : 'interrupted';
       this.setState(run, state, {
         workerPid: null, error: null,

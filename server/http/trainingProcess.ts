@@ -26,6 +26,10 @@ export class TrainingProcess {
   readonly pid: number | null;
   rssBytes = 0;
   tensorBytes: number | null = null;
+  /** Whether the trainer has reported its start (the model is loaded); before it, a stop ends the process at once. */
+  started = false;
+  /** The process was ended by a stop that came while it was still loading. */
+  stoppedWhileLoading = false;
   private readonly child: ChildProcess;
 
   constructor(readonly run: Run, job: WorkerJob, spawn: SpawnWorker, onStart: (e: StartEvent) => void) {
@@ -34,7 +38,7 @@ export class TrainingProcess {
     const unsubscribe = run.log.subscribe((r) => {
       if (r.type === 'done') outcome.done = r;
       if (r.type === 'error') outcome.error = r;
-      if (r.type === 'start') onStart(r);
+      if (r.type === 'start') { this.started = true; onStart(r); }
     });
     this.child = spawn(job);
     this.pid = this.child.pid ?? null;
@@ -70,6 +74,13 @@ export class TrainingProcess {
    * what a busy training loop sees (it checks it between steps); the message is for an idle one.
    */
   requestStop(): void {
+    // Loading a model is one long synchronous stretch that reads no message and no stop file,
+    // and has written nothing a stop must keep (no step, no checkpoint): end it now.
+    if (!this.started) {
+      this.stoppedWhileLoading = true;
+      this.child.kill('SIGKILL');
+      return;
+    }
     writeFileSync(this.run.stopFile, '');
     if (this.child.connected) this.child.send({ kind: 'stop' }, () => { /* it may have just ended */ });
   }

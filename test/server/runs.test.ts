@@ -206,3 +206,18 @@ test('health answers every one of 100 requests while a run trains', async () => 
   await waitForState(server.port, id, ['stopped'], 30_000);
   stream.close();
 });
+
+test('a stop while the model is still loading ends the run at once, as stopped, with nothing written', async () => {
+  const { id, run } = await create({ ...SHORT, maxSteps: 50 }, './runs/early-stop');
+  // The training process is a fresh Node that must compile and load before it can report
+  // its start: a stop sent now always lands before it.
+  assert.equal(run.state, 'training');
+  const stopped = await http(server.port, 'POST', `/v1/runs/${id}/stop`);
+  assert.equal(stopped.status, 200, stopped.text);
+  const end = await waitForState(server.port, id, ['stopped', 'error', 'done'], 30_000);
+  assert.equal(end.state, 'stopped');
+  const records = metricsOf(runsDir, id) as RunRecord[];
+  assert.ok(!records.some((r) => r.type === 'step' || r.type === 'start'), 'no step ran');
+  assert.ok(records.some((r) => r.type === 'state' && /while the model was loading/.test(r.message ?? '')), JSON.stringify(records.map((r) => r.type)));
+  assert.ok(!existsSync(join(end.outputDir, 'checkpoints')) || readdirSync(join(end.outputDir, 'checkpoints')).length === 0);
+});
