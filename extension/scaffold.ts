@@ -1,8 +1,10 @@
 // The text of a new `.qlora` file: every key of the schema with its default and its
 // one-line description as a comment, so that the file documents itself. Derived from
-// server/config/schema.ts, the same declaration the language server reads.
-import { SCHEMA, SECTION_NAMES, type KeySpec } from '../server/config/schema';
+// server/config/schema.ts, the same declaration the language server reads, and written
+// by server/config/write.ts, the one .qlora writer.
+import { SCHEMA } from '../server/config/schema';
 import { formatDefault } from '../server/config/describe';
+import { annotatedConfigText, yamlScalar } from '../server/config/write';
 
 export interface ScaffoldChoices {
   /** model.base, as it should be written (relative to the .qlora file). */
@@ -31,19 +33,12 @@ export function guessFormat(firstLine: string | undefined): ScaffoldChoices['for
   return 'text';
 }
 
-/** A YAML scalar that needs no quotes stays bare; anything else is quoted. */
-function yamlString(s: string): string {
-  return /^[\w./@+-][\w ./@+-]*$/.test(s) && !/^(true|false|null|~|yes|no|on|off)$/i.test(s) && !/^[-+.\d]/.test(s.replace(/^\.\//, 'x'))
-    ? s
-    : JSON.stringify(s);
-}
-
 export function scaffoldConfig(choices: ScaffoldChoices): string {
   const chosen: Record<string, string> = {
-    'model.base': yamlString(choices.model),
-    'data.train': yamlString(choices.data),
+    'model.base': yamlScalar(choices.model),
+    'data.train': yamlScalar(choices.data),
     'data.format': choices.format,
-    'output.dir': yamlString(choices.outputDir),
+    'output.dir': yamlScalar(choices.outputDir),
   };
   const seqLen = SCHEMA.data.keys.max_seq_len.default;
   if (choices.contextLength && choices.contextLength < seqLen) chosen['data.max_seq_len'] = String(choices.contextLength);
@@ -53,18 +48,8 @@ export function scaffoldConfig(choices: ScaffoldChoices): string {
     'training.epochs': formatDefault(SCHEMA.training.keys.epochs) ?? '3',
     'training.max_steps': String(SCAFFOLD_MAX_STEPS),
   };
-  const lines = ['# QLoRA fine-tune config. Hover a key for its documentation; the code lens above', '# line 1 estimates what the run costs before it starts.'];
-  for (const section of SECTION_NAMES) {
-    const spec = SCHEMA[section];
-    lines.push('', `# ${spec.description}`, `${section}:`);
-    for (const [name, key] of Object.entries(spec.keys as Readonly<Record<string, KeySpec>>)) {
-      const path = `${section}.${name}`;
-      const value = chosen[path] ?? formatDefault(key);
-      lines.push(`  # ${key.description}`);
-      // Keys without a default (validation) are shown commented out.
-      if (commented[path] !== undefined) lines.push(`  # ${name}: ${commented[path]}`);
-      else lines.push(value === undefined ? `  # ${name}:` : `  ${name}: ${value}`);
-    }
-  }
-  return lines.join('\n') + '\n';
+  return annotatedConfigText(chosen, commented, [
+    'QLoRA fine-tune config. Hover a key for its documentation; the code lens above',
+    'line 1 estimates what the run costs before it starts.',
+  ]);
 }
