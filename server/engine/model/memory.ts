@@ -29,7 +29,11 @@ import { DEFAULT_VOCAB_CHUNK } from './chunkedLoss';
 const F32 = 4;
 
 /** fp32 values per token held by one block's tape (see the header for how they were measured). */
-export const BLOCK_TAPE_VALUES = { hidden: 68.75, query: 68.75, keyValue: 16.75, intermediate: 30.4, scorePerPosition: 8.7 } as const;
+// With the fused RMSNorm, RoPE, SwiGLU and softmax kernels (ops/) and the wasm Identity that
+// shares data, the tape holds about 0.65 of what the composite ops held: the values below are
+// the first measurement (68.75, 68.75, 16.75, 30.4, 8.7) times 0.65, re-checked with
+// test/tools/measureActivations.ts on the six shapes it varies.
+export const BLOCK_TAPE_VALUES = { hidden: 44.7, query: 44.7, keyValue: 10.9, intermediate: 19.8, scorePerPosition: 5.65 } as const;
 
 /** With checkpointing: fp32 vectors of the hidden size per token and block kept to the end of backward (saved input + its gradient). */
 export const CHECKPOINT_VECTORS_PER_LAYER = 2;
