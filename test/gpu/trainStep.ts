@@ -35,6 +35,9 @@ export async function qloraStep(B = 2, T = 12): Promise<StepResult> {
   const ids = tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)), [B, T], 'int32');
   const targets = tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)), [B, T], 'int32');
   const w = tf.tensor2d(Float32Array.from({ length: B * T }, (_, i) => (i % T < 2 ? 0 : 1)), [B, T]);
+  // The model keeps its rotary tables and causal mask for the sequence length it last saw
+  // (freed by dispose): a first forward builds them, so that only the step is counted.
+  tf.tidy(() => model.loss(ids, targets, w)).dispose();
   const before = tf.memory().numTensors;
   let loss = 0;
   let grads: Float32Array[] = [];

@@ -130,7 +130,7 @@ test(`${EDITS} random edits through the server: no crash, no error, well-formed 
       if (hover.range) assertRangeIn(hover.range, doc, 'hover');
     }
     assert.ok(lenses.length >= 2 && lenses.every((l) => typeof l.command?.title === 'string'));
-    assert.equal(lenses.at(-1)!.command!.command, 'qlora.startTraining');
+    assert.ok(lenses.some((l) => l.command?.command === 'qlora.startTraining'), 'the start action is offered');
     for (const a of actions) {
       assert.equal(a.kind, 'quickfix');
       for (const e of a.edit!.changes![uri]) assertRangeIn(e.range, doc, `action ${a.title}`);
