@@ -77,11 +77,16 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     writeFileSync(join(cache, 'results.json'), JSON.stringify(results, null, 2));
     console.log(`e2e results: ${JSON.stringify(results)}`);
     if (wb) {
-      const lockFiles = findFiles(join(wb.dir, 'data'), 'server.json');
+      // The servers' pids, read before close: closing stops them and removes their records.
+      const pids = findFiles(join(wb.dir, 'data'), 'server.json').flatMap((f) => {
+        try {
+          return [JSON.parse(readFileSync(f, 'utf8')).pid as number];
+        } catch {
+          return []; // removed meanwhile: that server is gone
+        }
+      });
       await wb.close();
-      // code-server's SIGTERM ends the extension host, which ends the training server.
-      for (const f of lockFiles) {
-        const pid = JSON.parse(readFileSync(f, 'utf8')).pid as number;
+      for (const pid of pids) {
         await waitFor(`training server ${pid} to exit`, async () => (alive(pid) ? undefined : true), 20_000).catch(() => {
           console.log(`training server ${pid} still running after code-server exited`);
         });
