@@ -4,6 +4,7 @@
 import { countParameters, loraParameterCount, type LlamaConfig } from '../engine/model/config';
 import { bytesPerBaseParameter as planBytesPerBaseParameter, planMemory, type MemoryPlan } from '../engine/memory/plan';
 import type { ResolvedConfig } from './schema';
+import { planInputOf } from '../engine/train/preflight';
 import { bytesPerParameter } from '../engine/quant/spec';
 
 export interface QuantizationChoice {
@@ -37,17 +38,7 @@ type CostConfig = Pick<ResolvedConfig, 'model' | 'lora' | 'data' | 'training'>;
 
 /** The plan's input for a resolved config: T = max_seq_len (capped at the context), B = micro_batch_size. */
 export function planFor(model: LlamaConfig, config: CostConfig): MemoryPlan {
-  const t = config.training as CostConfig['training'] & { gradient_checkpointing?: boolean };
-  return planMemory({
-    model,
-    quant: { quantization: config.model.quantization, blockSize: config.model.block_size, doubleQuant: config.model.double_quant },
-    lora: { r: config.lora.r, targetModules: config.lora.target_modules },
-    seqLen: config.data.max_seq_len,
-    microBatch: t.micro_batch_size,
-    gradientAccumulation: t.gradient_accumulation_steps,
-    gradientCheckpointing: t.gradient_checkpointing ?? true,
-    backend: t.backend,
-  });
+  return planMemory(planInputOf(model, config, config.training.backend));
 }
 
 export function estimateCost(model: LlamaConfig, config: CostConfig): CostEstimate {
