@@ -9,22 +9,6 @@ export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Te
   return fusedRmsNorm(x, weight, eps); // one kernel each way where fused (ops/rmsNorm.ts)
 }
 
-/** Rotary tables for positions 0..T-1 in the rotate_half convention: (T, hs) each. */
-export function ropeTables(maxT: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
-  const half = headDim / 2;
-  const cos = new Float32Array(maxT * headDim);
-  const sin = new Float32Array(maxT * headDim);
-  for (let t = 0; t < maxT; t++) {
-    for (let i = 0; i < half; i++) {
-      const freq = 1 / Math.pow(theta, (2 * i) / headDim);
-      const a = t * freq;
-      cos[t * headDim + i] = cos[t * headDim + i + half] = Math.cos(a);
-      sin[t * headDim + i] = sin[t * headDim + i + half] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
-}
-
 /** x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1]. x: (B, h, T, hs). */
 export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
   return fusedRope(x, cos, sin); // one kernel each way where fused (ops/rope.ts)
@@ -79,16 +63,4 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: 
 /** SiLU(x) = x * sigmoid(x), the gate of SwiGLU. */
 export function silu(x: tf.Tensor2D): tf.Tensor2D {
   return tf.mul(x, tf.sigmoid(x));
-}
-
-/**
- * Mean negative log-likelihood of `targets` under `logits` (N, V), weighted per row
- * (0 for padding and for prompt tokens masked out of the loss). Returns a scalar.
- * Uses a one-hot product rather than gather: the wasm backend cannot differentiate gather.
- */
-export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
-  const V = logits.shape[1];
-  const logp = tf.logSoftmax(logits);
-  const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, V)), -1); // (N)
-  return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
 }
