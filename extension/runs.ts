@@ -11,6 +11,7 @@ import {
   LIVE_STATES,
   RESUMABLE_STATES,
   STOPPABLE_STATES,
+  runName,
   type ConfigDiagnostic,
   type RunRecord,
   type RunSummary,
@@ -316,10 +317,7 @@ export function runLabel(run: RunSummary): string {
   return `${runName(run)} · ${run.id}`;
 }
 
-/** What the Runs view calls a run: the name given to it, else its output folder's name. */
-export function runName(run: RunSummary): string {
-  return run.name ?? (basename(run.outputDir) || basename(run.configFile) || run.id);
-}
+export { runName };
 
 /** Resume can get somewhere: a resumable state, and not a failure that would only repeat (a config error). */
 export function isResumable(run: RunSummary): boolean {

@@ -8,6 +8,9 @@ import type { RunRecord } from '../server/protocol';
 import { formatDuration } from '../webview/eta';
 import { MetricsModel } from '../webview/model';
 import { COMMANDS } from './commandIds';
+
+/** The run states in which a remaining time means something. */
+const LIVE_TIMING_STATES: readonly string[] = ['training', 'stopping'];
 import type { LiveProgress, RunsController } from './runs';
 import type { ServerHealth, ServerManager } from './serverManager';
 
@@ -60,7 +63,7 @@ export class StatusBar implements vscode.Disposable {
     }
     if (live && health === 'ready') {
       const timing = this.timing?.runId === live.run.id ? this.timing : undefined;
-      const eta = timing?.etaMs ?? null;
+      const eta = LIVE_TIMING_STATES.includes(live.run.state) ? timing?.remainingMs ?? null : null;
       const elapsed = timing?.elapsedMs ?? null;
       item.text = progressText(live, eta);
       item.tooltip = [

@@ -179,6 +179,16 @@ export type RunRecord = RunEvent & { id: number; time: number };
 export const SSE_EVENTS = ['metrics', 'log', 'state', 'checkpoint', 'done', 'error'] as const;
 export type SseEventName = (typeof SSE_EVENTS)[number];
 
+/**
+ * What every client calls a run (the Runs tree, notifications, the Metrics legend): the
+ * name given to it, else its output folder's name. Paths are split by hand so the webview,
+ * which has no node:path, says the same.
+ */
+export function runName(run: Pick<RunSummary, 'name' | 'outputDir' | 'configFile' | 'id'>): string {
+  const last = (p: string) => p.split(/[\\/]/).filter(Boolean).pop() ?? '';
+  return run.name ?? (last(run.outputDir) || last(run.configFile) || run.id);
+}
+
 export function sseEventName(e: RunEvent): SseEventName {
   switch (e.type) {
     case 'step': case 'eval': return 'metrics';

@@ -9,7 +9,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { RESUMABLE_STATES, type RunRecord, type RunSummary } from '../server/protocol';
+import { RESUMABLE_STATES, runName, type RunRecord, type RunSummary } from '../server/protocol';
 import { buildChart, chartCsv, DEFAULT_SETTINGS, isViewSettings, RUN_COLORS, type ShownRun, type ViewSettings } from './chartData';
 import { MetricChart } from './charts';
 import { formatDuration } from './eta';
@@ -134,14 +134,15 @@ function setZoom(range: [number, number] | null): void {
   drawCharts();
 }
 
-function runName(run: RunSummary | null, id: string): string {
-  return `${run?.configFile.split(/[\\/]/).pop() ?? 'run'} · ${id}`;
+/** The run's name as the Runs tree shows it, and its id (two runs of one config share a folder name). */
+function legendName(run: RunSummary | null, id: string): string {
+  return `${run ? runName(run) : 'run'} · ${id}`;
 }
 
 function shownRuns(): ShownRun[] {
   const out: ShownRun[] = [];
-  if (model.runId) out.push({ id: model.runId, name: runName(model.state.run, model.runId), state: model.state });
-  for (const [id, m] of compared) if (id !== model.runId) out.push({ id, name: runName(m.state.run, id), state: m.state });
+  if (model.runId) out.push({ id: model.runId, name: legendName(model.state.run, model.runId), state: model.state });
+  for (const [id, m] of compared) if (id !== model.runId) out.push({ id, name: legendName(m.state.run, id), state: m.state });
   return out;
 }
 

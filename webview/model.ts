@@ -117,7 +117,16 @@ export class MetricsModel {
   get etaMs(): number | null {
     const s = this.s;
     if (s.state !== 'training' && s.state !== 'stopping') return null;
-    return estimateRemainingMs(s) ?? s.trainerEtaMs;
+    return this.remainingMs;
+  }
+
+  /**
+   * The remaining time from the steps seen, whatever state the model last heard of: the
+   * status bar follows a run from near the end of its history, so the record that said
+   * "training" may be one it never received; it asks the server's state instead.
+   */
+  get remainingMs(): number | null {
+    return estimateRemainingMs(this.s) ?? this.s.trainerEtaMs;
   }
 
   /** Elapsed training time at the newest step (resumes added up). */

@@ -23,14 +23,17 @@ const notYet = process.env.QLORA_E2E_METRICS === '1' ? undefined
 const skip = missingTools() ?? notYet;
 const results: Record<string, unknown> = {};
 
-/** A light config (one micro-batch of 4 per step) so that two runs fit in a few minutes on a shared machine. */
+/**
+ * A light config, yet with steps slow enough (about half a second each, idle) that the
+ * status bar and the view see them live rather than as history after the run has ended.
+ */
 function runConfig(outDir: string, steps: number): string {
   return configText({
     model: { base: './model', quantization: 'nf4', double_quant: true, block_size: 64 },
     lora: { r: 8, alpha: 16, dropout: 0, target_modules: 'all-linear' },
-    data: { train: './data/train.jsonl', format: 'text', validation_split: 0.1, max_seq_len: 64 },
+    data: { train: './data/train.jsonl', format: 'text', validation_split: 0.1, max_seq_len: 128 },
     training: {
-      max_steps: steps, micro_batch_size: 4, gradient_accumulation_steps: 1, learning_rate: 1e-2, lr_scheduler: 'cosine',
+      max_steps: steps, micro_batch_size: 8, gradient_accumulation_steps: 1, learning_rate: 1e-2, lr_scheduler: 'cosine',
       warmup_steps: 3, seed: 42, eval_every: 5, save_every: 0, backend: 'wasm',
     },
     output: { dir: outDir },
@@ -119,8 +122,8 @@ describe('Metrics view in a real workbench', { skip }, () => {
   before(async () => {
     rmSync(artifacts, { recursive: true, force: true });
     writeWorkspace(workspace);
-    writeFileSync(join(workspace, 'train.qlora'), runConfig('./runs/a', 30));
-    writeFileSync(join(workspace, 'b.qlora'), runConfig('./runs/b', 25));
+    writeFileSync(join(workspace, 'train.qlora'), runConfig('./runs/first-run', 30));
+    writeFileSync(join(workspace, 'b.qlora'), runConfig('./runs/second-run', 40));
     wb = await openWorkbench(workspace);
     page = wb.page;
   });
@@ -156,9 +159,19 @@ describe('Metrics view in a real workbench', { skip }, () => {
     }
     await startFrom('train.qlora');
     const frame = await sidebarFrame(page);
-    const status = page.locator('.statusbar-item', { hasText: /QLoRA: step \d+\/\d+ · loss [\d.]+ · ETA / }).first();
-    await status.waitFor({ timeout: 180_000 });
-    results.statusBar = (await status.innerText()).trim();
+    // Polled rather than awaited so that a failure says what the status bar did show.
+    const wanted = /QLoRA: step \d+\/\d+ · loss [\d.]+ · ETA /;
+    const seen: string[] = [];
+    const deadline = Date.now() + 180_000;
+    while (!seen.some((t) => wanted.test(t)) && Date.now() < deadline) {
+      const texts = await page.locator('.statusbar-item').allInnerTexts().catch(() => [] as string[]);
+      for (const t of texts.map((x) => x.trim()).filter((x) => /QLoRA/.test(x))) if (seen.at(-1) !== t) seen.push(t);
+      await page.waitForTimeout(100);
+    }
+    results.statusBarSeen = seen.slice(-20);
+    const shown = seen.find((t) => wanted.test(t));
+    assert.ok(shown, `the status bar never showed step, loss and ETA; it showed: ${seen.slice(-12).join(' | ')}`);
+    results.statusBar = shown;
     await waitFor('the first run to finish', async () => ((await probe(frame)).state === 'done' ? true : undefined), 300_000);
     const p = await probe(frame);
     assert.equal(p.steps, 30);
@@ -173,7 +186,7 @@ describe('Metrics view in a real workbench', { skip }, () => {
     const frame = await waitFor('the view on the second run', async () => {
       const f = await sidebarFrame(page);
       const p = await probe(f);
-      return p.runId && p.runId !== results.firstRun && p.steps >= 20 ? f : undefined;
+      return p.runId && p.runId !== results.firstRun && p.steps >= 35 ? f : undefined;
     }, 300_000);
     const p = await probe(frame);
     results.secondRun = p.runId;
@@ -263,7 +276,8 @@ describe('Metrics view in a real workbench', { skip }, () => {
   test('a run picked in the Runs tree is overlaid, with a legend entry per run', async () => {
     const frame = await sidebarFrame(page);
     const runsPane = page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Runs' }) }).first();
-    const row = runsPane.locator('.monaco-list-row', { hasText: 'train.qlora' }).first();
+    // The Runs tree names a run by its output folder.
+    const row = runsPane.locator('.monaco-list-row', { hasText: 'first-run' }).first();
     await row.waitFor({ timeout: 30_000 });
     await row.click({ button: 'right' });
     const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Compare in Metrics' }).first();
@@ -277,7 +291,7 @@ describe('Metrics view in a real workbench', { skip }, () => {
       return v.legend.length === 2 && v.compared.includes(String(results.firstRun)) ? v : undefined;
     }, 60_000);
     results.legend = p.legend;
-    assert.ok(p.legend.some((l) => l.startsWith('b.qlora')) && p.legend.some((l) => l.startsWith('train.qlora')), p.legend.join(' | '));
+    assert.ok(p.legend.some((l) => l.startsWith('second-run · ')) && p.legend.some((l) => l.startsWith('first-run · ')), p.legend.join(' | '));
     await shot(page, '6-compare', frame, '#run');
     await shot(page, '6-compare-workbench');
   });

@@ -216,3 +216,31 @@ test('damaged tokenizer.bin files give a ModelFormatError naming the file', (t) 
   assert.throws(() => Llama2cTokenizer.fromFile(file), (e: unknown) => e instanceof ModelFormatError && /max_token_length 0/.test(e.message));
   assert.throws(() => Llama2cTokenizer.fromFile(join(dir, 'absent.bin')), (e: unknown) => e instanceof ModelFormatError && /ENOENT/.test(e.message));
 });
+
+// Issue 20, finding 8's last part: a damaged tokenizer.json hung `qlora eval` (an added
+// token's id of 2^31 made the library list two billion vocabulary slots) or failed later
+// with a library TypeError that named no file.
+test('damaged tokenizer.json files are refused at load, at once, naming the file', (t) => {
+  const dir = tempDir(t);
+  const good = llama2cToHuggingFace(tiny(), { modelMaxLength: 512 });
+  const damaged = (edit: (json: Record<string, any>) => void) => {
+    const json = structuredClone(good.tokenizer) as Record<string, any>;
+    edit(json);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(good.tokenizerConfig));
+    return () => HuggingFaceTokenizer.fromFolder(dir);
+  };
+  const file = join(dir, 'tokenizer.json');
+  const refused = (pattern: RegExp) => (e: unknown) => e instanceof ModelFormatError && e.file === file && pattern.test(e.message);
+  const started = Date.now();
+  assert.throws(damaged((j) => { j.added_tokens[0].id = 2 ** 31; }), refused(/added_tokens\[0\].* has id 2147483648: a token id is a whole number/));
+  assert.ok(Date.now() - started < 10_000, 'refused without listing 2^31 slots');
+  assert.throws(damaged((j) => { j.model.vocab[Object.keys(j.model.vocab)[5]] = -3; }), refused(/model\.vocab entry .* has id -3/));
+  assert.throws(damaged((j) => { j.model.vocab = 'WordPiece'; }), refused(/model\.vocab is "WordPiece"/));
+  assert.throws(damaged((j) => { j.added_tokens = { a: 1 }; }), refused(/added_tokens is not a list/));
+  // Parts the library only runs on use: the decoder, the post-processor.
+  assert.throws(damaged((j) => { j.decoder = null; }), refused(/cannot be loaded \(it does not decode what it encodes/));
+  assert.throws(damaged((j) => { j.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, 'BPE'], pair: [], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } }; }), refused(/cannot be loaded|cannot encode/));
+  // And the good file still loads.
+  assert.equal(damaged(() => {})().vocabSize, tiny().vocabSize);
+});

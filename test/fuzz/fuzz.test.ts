@@ -1,5 +1,5 @@
-// The fuzz suite (issue 20): a few hundred seeded cases over the four ways hostile input
-// gets in: model files (through loadModel), JSONL data lines (through buildExamples with a
+// The fuzz suite (issue 20): a few hundred seeded cases over the ways hostile input
+// gets in: model files (through loadModel), tokenizer files (a real tokenizer's JSON), JSONL data lines (through buildExamples with a
 // real tokenizer), .qlora texts (through the language service) and HTTP requests (to a
 // real `qlora serve`). Cases run in a child process (child.ts) that prints a line per
 // case, so a crash (the child dies) or a hang (no line in time) is counted and the run goes
@@ -75,7 +75,7 @@ async function runCases(kind: string, n: number): Promise<Tally> {
   return t;
 }
 
-for (const [kind, n] of [['models', 120], ['jsonl', 120], ['qlora', 150]] as const) {
+for (const [kind, n] of [['models', 120], ['tokenizers', 80], ['jsonl', 120], ['qlora', 150]] as const) {
   test(`fuzz ${kind}: ${n} seeded cases, each accepted or refused with a message naming the file or field; no crash, no hang`, async () => {
     const t = await runCases(kind, n);
     report(kind, t);

@@ -27,6 +27,40 @@ function readJson(file: string): Json {
   return value as Json;
 }
 
+/**
+ * No published vocabulary comes near this (Gemma 3's 262,144 ids are the largest we know).
+ * The tokenizer library keeps its vocabulary as an array indexed by id, so one id of 2^31
+ * in a damaged file makes an array of that length, and listing the vocabulary then loops
+ * two billion times: ids are checked against this bound before the library sees the file.
+ */
+export const MAX_TOKEN_ID = 2 ** 24 - 1;
+
+/** Every token id tokenizer.json declares (its model's vocabulary and its added tokens) is a whole number in 0..MAX_TOKEN_ID. */
+function checkTokenIds(json: Json, file: string): void {
+  const check = (id: unknown, where: string): void => {
+    if (!(typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID)) {
+      throw new ModelFormatError(file, `${where} has id ${JSON.stringify(id)}: a token id is a whole number from 0 to ${MAX_TOKEN_ID}`);
+    }
+  };
+  const added = json.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) throw new ModelFormatError(file, 'added_tokens is not a list');
+    added.forEach((t: unknown, k) => {
+      if (typeof t !== 'object' || t === null) throw new ModelFormatError(file, `added_tokens[${k}] is not an object`);
+      check((t as Json).id, `added_tokens[${k}] (${JSON.stringify((t as Json).content)?.slice(0, 40)})`);
+    });
+  }
+  const vocab = (json.model as Json | undefined)?.vocab;
+  // BPE, WordPiece and WordLevel map token -> id; Unigram lists [token, score] (ids are positions).
+  if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab as Json)) check(id, `model.vocab entry ${JSON.stringify(token).slice(0, 40)}`);
+  } else if (Array.isArray(vocab)) {
+    if (vocab.length > MAX_TOKEN_ID + 1) throw new ModelFormatError(file, `model.vocab lists ${vocab.length} tokens, more than ${MAX_TOKEN_ID + 1}`);
+  } else if (vocab !== undefined) {
+    throw new ModelFormatError(file, `model.vocab is ${JSON.stringify(vocab)?.slice(0, 40)}: a map of token to id, or a list of [token, score]`);
+  }
+}
+
 /** tokenizer_config.json writes special tokens as a string or as {content: string}. */
 function tokenText(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
@@ -60,6 +94,40 @@ function chatTemplateOf(config: Json, dir: string): string | undefined {
   const jinja = join(dir, 'chat_template.jinja');
   return existsSync(jinja) ? readFileSync(jinja, 'utf8') : undefined;
 }
+
+/**
+ * What fromFolder needs from the library's tokenizer: its last id, the EOS and BOS ids the
+ * files name, and whether its post-processor puts a token before a text. Each of these runs
+ * parts of the file (encode, the vocabulary list) that fail only when used.
+ */
+function inspect(tokenizer: HfTokenizer, config: Json, modelConfig: Json) {
+  const idOf = (key: string): number | undefined => {
+    const text = tokenText(config[key]);
+    const id = text === undefined ? undefined : tokenizer.token_to_id(text);
+    return isId(id) ? id : undefined;
+  };
+  const eosId = idOf('eos_token') ?? configId(modelConfig.eos_token_id);
+  // What tokenizer.json's post-processor puts before a text is what the model was fed.
+  const plain = tokenizer.encode('a', { add_special_tokens: false }).ids;
+  const framed = tokenizer.encode('a', { add_special_tokens: true }).ids;
+  const first = framed.length > plain.length && framed[0] !== plain[0] ? framed[0] : undefined;
+  const leading = isId(first) ? first : undefined;
+  const namedBos = idOf('bos_token');
+  // transformers' Llama/Gemma tokenizers rebuild the post-processor from add_bos_token.
+  const addsBos = typeof config.add_bos_token === 'boolean' && namedBos !== undefined ? config.add_bos_token : leading !== undefined;
+  let maxId = -1;
+  for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+  // A decoder that fails, or that a damaged file left out (the library then joins the raw
+  // pieces with spaces), shows here rather than in a run's samples: every tokenizer we take
+  // gives plain ASCII back as it was.
+  const back = tokenizer.decode(tokenizer.encode(ROUND_TRIP, { add_special_tokens: false }).ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  if (back !== ROUND_TRIP) {
+    throw new Error(`it does not decode what it encodes: ${JSON.stringify(ROUND_TRIP)} comes back as ${JSON.stringify(back.slice(0, 80))} (a damaged decoder, normalizer or vocabulary)`);
+  }
+  return { tokenizer, maxId, eosId, namedBos, leading, addsBos };
+}
+
+const ROUND_TRIP = 'Hello world, 42 ships.';
 
 export class HuggingFaceTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -101,32 +169,27 @@ export class HuggingFaceTokenizer implements Tokenizer {
       throw new ModelFormatError(tokenizerFile, 'not found: a Hugging Face model folder needs tokenizer.json (the fast-tokenizer file; tokenizer.model alone is not supported)');
     }
     const json = readJson(tokenizerFile);
+    checkTokenIds(json, tokenizerFile);
     const configFile = join(dir, 'tokenizer_config.json');
     const config = existsSync(configFile) ? readJson(configFile) : {};
-    let tokenizer: HfTokenizer;
-    try {
-      tokenizer = new HfTokenizer(json, config);
-    } catch (err) {
-      throw new ModelFormatError(tokenizerFile, `cannot be loaded (${(err as Error).message})`);
-    }
-    const idOf = (key: string): number | undefined => {
-      const text = tokenText(config[key]);
-      return text === undefined ? undefined : tokenizer.token_to_id(text);
-    };
-    const eosId = idOf('eos_token') ?? configId(modelConfig.eos_token_id);
-    if (eosId === undefined) {
+    // The library checks little of the file up front: a damaged part fails at first use
+    // (an encode, a vocabulary listing), so everything it does here is inside one guard.
+    const loaded = (() => {
+      try {
+        return inspect(new HfTokenizer(json, config), config, modelConfig);
+      } catch (err) {
+        if (err instanceof ModelFormatError) throw err;
+        throw new ModelFormatError(tokenizerFile, `cannot be loaded (${(err as Error).message})`);
+      }
+    })();
+    if (loaded.eosId === undefined) {
       throw new ModelFormatError(configFile, 'names no eos_token in the vocabulary, and config.json has no eos_token_id');
     }
-    // What tokenizer.json's post-processor puts before a text is what the model was fed.
-    const plain = tokenizer.encode('a', { add_special_tokens: false }).ids;
-    const framed = tokenizer.encode('a', { add_special_tokens: true }).ids;
-    const leading = framed.length > plain.length && framed[0] !== plain[0] ? framed[0] : undefined;
-    const namedBos = idOf('bos_token');
+    const { tokenizer, maxId, eosId, namedBos, leading, addsBos } = loaded;
     const bosId = namedBos ?? configId(modelConfig.bos_token_id) ?? leading ?? eosId;
-    // transformers' Llama/Gemma tokenizers rebuild the post-processor from add_bos_token.
-    const addsBos = typeof config.add_bos_token === 'boolean' && namedBos !== undefined ? config.add_bos_token : leading !== undefined;
-    let maxId = -1;
-    for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    for (const [name, id] of [['BOS', bosId], ['EOS', eosId]] as const) {
+      if (id > maxId) throw new ModelFormatError(tokenizerFile, `the ${name} token id ${id} is past the vocabulary's last id ${maxId}`);
+    }
     const generationFile = join(dir, 'generation_config.json');
     const generation = existsSync(generationFile) ? readJson(generationFile) : {};
     // config.json's order first: it is what a re-saved config.json writes back.
@@ -141,7 +204,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: { bos?: boolean } = {}): number[] {
-    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.guarded('encode a text', () => this.tokenizer.encode(text, { add_special_tokens: false }).ids);
+    for (const id of ids) {
+      if (!(Number.isInteger(id) && id >= 0 && id < this.vocabSize)) {
+        throw new ModelFormatError(join(this.dir, 'tokenizer.json'), `encoding a text gave the id ${JSON.stringify(id)}, outside the vocabulary (0..${this.vocabSize - 1})`);
+      }
+    }
     return opts.bos === false || !this.addsBos ? ids : [this.bosId, ...ids];
   }
 
@@ -154,6 +222,15 @@ export class HuggingFaceTokenizer implements Tokenizer {
     // BOS/EOS are dropped even where the file does not mark them special.
     const kept = ids.filter((id) => id !== this.bosId && id !== this.eosId);
     if (kept.length === 0) return ''; // the library refuses an empty list
-    return this.tokenizer.decode(kept, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+    return this.guarded('decode ids', () => this.tokenizer.decode(kept, { skip_special_tokens: true, clean_up_tokenization_spaces: false }));
+  }
+
+  /** A library failure on some input (a damaged part of the file that the load did not reach) names the file. */
+  private guarded<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw new ModelFormatError(join(this.dir, 'tokenizer.json'), `cannot ${what} (${(err as Error).message})`);
+    }
   }
 }
