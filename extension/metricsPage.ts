@@ -308,7 +308,7 @@ export class MetricsPage implements vscode.Disposable {
       const batches = this.pending;
       this.pending = new Map();
       for (const [id, records] of batches) {
-        if (records.length && (id === this.shownRunId || this.comparedStreams.has(id))) this.queue.post({ type: ToView.records, runId: id, records });
+        if (records.length && (id === this.shownRunId || this.comparedStreams.has(id))) this.queue.post({ type: ToView.records, runId: id, records, sentAt: Date.now() });
       }
     });
   }

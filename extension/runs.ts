@@ -36,6 +36,8 @@ export class RunsController implements vscode.Disposable {
   private lastStep: StepEvent | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /** A pass queued behind the one under way (see refresh). */
+  private refreshAgain: Promise<void> | undefined;
   /** Look for run folders in the workspace at the next refresh (first load, a new run.json, Refresh). */
   private discoverNext = true;
   /** Each run's state at the last refresh: a change from a live state is announced. */
@@ -96,7 +98,23 @@ export class RunsController implements vscode.Disposable {
   /** Fetches the list (starting the server if need be) and follows the run that trains. */
   refresh(discover = false): Promise<void> {
     if (discover) this.discoverNext = true;
-    this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = undefined));
+    if (this.refreshing) {
+      // The pass under way may have fetched the list before what the caller just did (a run
+      // it created): one more pass after it, shared by every caller meanwhile. Answering
+      // with the pass under way left a new run unfollowed, its status bar never updated.
+      this.refreshAgain ??= this.refreshing.catch(() => {}).then(() => {
+        this.refreshAgain = undefined;
+        return this.refresh();
+      });
+      return this.refreshAgain;
+    }
+    this.refreshing = this.doRefresh()
+      .catch((e: Error) => {
+        // Most callers go on without the answer; the log keeps why the list did not change.
+        this.log(`runs: refreshing the list failed: ${e.message}`);
+        throw e;
+      })
+      .finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
 
@@ -145,6 +163,7 @@ export class RunsController implements vscode.Disposable {
   }
 
   private followRun(run: RunSummary | undefined): void {
+    this.log(run ? `status bar: following run ${run.id} (${run.state})` : `status bar: no run to follow${this.follow ? ` (run ${this.follow.runId} no longer live)` : ''}`);
     this.follow?.dispose();
     this.follow = undefined;
     this.lastStep = undefined;

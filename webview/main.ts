@@ -33,7 +33,11 @@ const compared = new Map<string, MetricsModel>();
 /** The x range every chart shows after a drag, or null for all of it. */
 let zoom: [number, number] | null = null;
 /** Live steps drawn and how long after their record was written, and anything the CSP blocked: read by the end-to-end test. */
-const drawLog: { step: number; delayMs: number }[] = [];
+/**
+ * Live steps drawn: from the record's time to the extension host posting it (`hostMs`),
+ * to the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
+ */
+const drawLog: { step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[] = [];
 const cspViolations: string[] = [];
 const charts = new Map<ChartId, MetricChart>();
 document.addEventListener('securitypolicyviolation', (e) => cspViolations.push(`${e.effectiveDirective}: ${e.blockedURI || 'inline'}`));
@@ -261,13 +265,13 @@ function exportChart(id: ChartId, format: 'csv' | 'png'): void {
 }
 
 /** After the frame that shows them, reports how long ago the newest live step's record was written. */
-function reportDrawn(runId: string, records: RunRecord[]): void {
+function reportDrawn(runId: string, records: RunRecord[], arrived: number, sentAt: number | undefined): void {
   const step = [...records].reverse().find((r) => r.type === 'step');
   if (!step || step.type !== 'step') return;
   requestAnimationFrame(() => {
     const delayMs = Date.now() - step.time;
     if (delayMs > 60_000) return; // a replayed record, not a live one
-    drawLog.push({ step: step.step, delayMs });
+    drawLog.push({ step: step.step, delayMs, arrivedMs: arrived - step.time, hostMs: sentAt === undefined ? null : sentAt - step.time });
     vscode.postMessage({ type: ToHost.drawn, runId, step: step.step, delayMs });
   });
 }
@@ -281,9 +285,10 @@ function onMessage(m: ToViewMessage): void {
       break;
     case ToView.records:
       if (m.runId === model.runId) {
+        const arrived = Date.now();
         model.apply(m.records);
         render();
-        reportDrawn(m.runId, m.records);
+        reportDrawn(m.runId, m.records, arrived, m.sentAt);
         saveSoon();
       } else {
         const other = compared.get(m.runId);

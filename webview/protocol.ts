@@ -40,7 +40,8 @@ export const ToHost = {
 } as const;
 
 export interface SelectMessage { type: typeof ToView.select; run: RunSummary | null }
-export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[] }
+/** `sentAt`: Date.now() in the extension host when it posted them (the Metrics view splits its delay there). */
+export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[]; sentAt?: number }
 export interface HealthMessage { type: typeof ToView.health; health: ServerHealth; detail: string }
 export interface CompareMessage { type: typeof ToView.compare; runs: RunSummary[] }
 export interface SettingsMessage { type: typeof ToView.settings; settings: ViewSettings }
@@ -71,7 +72,7 @@ export function isToViewMessage(x: unknown): x is ToViewMessage {
     case ToView.select:
       return x.run === null || isRunSummary(x.run);
     case ToView.records:
-      return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord);
+      return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord) && (x.sentAt === undefined || isNum(x.sentAt));
     case ToView.health:
       return HEALTH.includes(x.health as ServerHealth) && isStr(x.detail);
     case ToView.compare:

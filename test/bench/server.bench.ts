@@ -45,6 +45,10 @@ async function healthTimes(port: number, n: number): Promise<number[]> {
     row(`while training, ${streams + 1} event streams open`, await healthTimes(server.port, requests));
     const steps = first.events.filter((e) => e.data.type === 'step').length;
     console.log(`(${steps} steps streamed meanwhile)`);
+    // How long a step takes from the trainer writing its record to a client of the stream:
+    // the server's part of the Metrics view's step-to-drawn delay.
+    const live = first.events.filter((e) => e.data.type === 'step').map((e) => e.receivedAt - e.data.time).sort((x, y) => x - y);
+    row(`step record -> event stream client (${live.length} steps)`, live);
     for (const s of attached) s.close();
 
     // Replay: a late client asks for the whole history.

@@ -155,9 +155,10 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await extensionActive();
     await openFile('demo/demo.qlora');
     await runCommand(page, 'QLoRA: Start Training');
+    // Wait for the choice itself: for a moment the palette's own row ("QLoRA: Start Training") is still the first.
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Train in a new folder' }).first().waitFor({ timeout: 30_000 });
     const first = page.locator('.quick-input-widget .monaco-list-row').first();
-    await first.waitFor({ timeout: 30_000 });
-    assert.match(await first.innerText(), /Train in a new folder: \.\/runs\/demo-2/);
+    assert.match(await first.innerText(), /Train in a new folder: \.\/runs\/demo-2/, 'the new folder is the default choice');
     await shot(page, '4-demo-2-offered');
     await page.keyboard.press('Enter');
     const notification = page.locator('.notification-toast', { hasText: /run demo-2 finished/ }).first();
@@ -177,8 +178,14 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await runCommand(page, 'Focus on Runs View');
     await contextMenu(runRow('demo').first(), 'Rename Run');
     const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill('first demo');
+    // The box is ours once it names the run (its prompt); filled before that, the name it
+    // starts with ("demo") would replace what was typed.
+    const demoId = readJson(join(demoDir, 'runs', 'demo', 'run.json')).id as string;
+    await page.locator('.quick-input-widget', { hasText: `Run ${demoId}` }).waitFor({ timeout: 30_000 });
+    await waitFor('the new name in the box', async () => {
+      await input.fill('first demo');
+      return (await input.inputValue()) === 'first demo' ? true : undefined;
+    }, 10_000);
     await page.keyboard.press('Enter');
     await runRow('first demo').first().waitFor({ timeout: 30_000 });
     assert.equal(readJson(join(demoDir, 'runs', 'demo', 'run.json')).name, 'first demo');

@@ -84,7 +84,8 @@ export function http(port: number, method: string, path: string, o: { token?: st
   });
 }
 
-export interface SseEvent { id: number | null; event: string; data: RunRecord }
+/** `receivedAt`: Date.now() when the event's block arrived (its record's `time` is when the trainer wrote it). */
+export interface SseEvent { id: number | null; event: string; data: RunRecord; receivedAt: number }
 
 /** An open event stream: what came so far, and bounded waits for more. */
 export interface SseStream {
@@ -117,7 +118,7 @@ export function sse(port: number, id: string, lastEventId?: number): SseStream {
           else if (line.startsWith('event: ')) event = line.slice(7);
           else if (line.startsWith('data: ')) data += line.slice(6);
         }
-        if (data) events.push({ id: eid, event, data: JSON.parse(data) as RunRecord });
+        if (data) events.push({ id: eid, event, data: JSON.parse(data) as RunRecord, receivedAt: Date.now() });
       }
       for (const w of [...waiters]) w();
     });
