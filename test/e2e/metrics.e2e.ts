@@ -15,12 +15,7 @@ import { writeWorkspace } from './fixture';
 import { missingTools, openWorkbench, root, runCommand, waitFor, type Workbench } from './workbench';
 
 const artifacts = join(root, 'test', 'e2e', '.artifacts', 'metrics');
-// Opt-in until it passes after the merge with the detached training server: in the final CI
-// run here its first run never showed the step/loss/ETA status bar (zoom, log scale and
-// smoothing passed); it passed 7 of 8 on its own branch before that merge.
-const notYet = process.env.QLORA_E2E_METRICS === '1' ? undefined
-  : 'the metrics spec has not passed since the detached-server merge (its first run never reached the status bar check): run it with QLORA_E2E_METRICS=1';
-const skip = missingTools() ?? notYet;
+const skip = missingTools();
 const results: Record<string, unknown> = {};
 
 /**
