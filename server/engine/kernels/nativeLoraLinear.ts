@@ -1,0 +1,110 @@
+// A frozen projection and its LoRA adapter as one native call each way, on the wasm
+// backend where the native provider runs (native/ortProvider.ts):
+//   forward   hs = s x A^T (N, r),  y = x W^T + hs B^T
+//   backward  gs = s dy B (N, r),   dx = dy W + gs A,  dA = gs^T x,  dB = dy^T hs
+// Apart, the rank-r products are six small tfjs kernels plus a scale, an add and their
+// gradients' adds, each with its own output, bookkeeping and native call; they were about
+// a third of the step's matrix time on the benchmark shape. Here they are one ORT graph
+// each way, whose small products run inside the same session as the big one and whose
+// sums are taken by Gemm's C input instead of an add over (N, out).
+//
+// W comes in storage order (out, in) from a quantized store, or as W^T (in, out) from a
+// dense one (attr wt = 1); the graph takes either transpose in MLAS's packing.
+import { tf } from '../tf';
+import { activeNativeProvider } from './nativeBatchMatMul';
+import { FLOAT, type GraphSpec, type NodeSpec } from './native/onnxGraph';
+
+export const LORA_LINEAR = 'QloraLoraLinear';
+export const LORA_LINEAR_GRAD = 'QloraLoraLinearGrad';
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+interface Attrs { scaling: number; wt: number }
+
+const mm = (a: string, b: string, y: string, o: { alpha?: number; transA?: boolean; transB?: boolean } = {}): NodeSpec => ({
+  opType: 'FusedMatMul', domain: 'com.microsoft', inputs: [a, b], outputs: [y],
+  attrs: [{ name: 'alpha', f: o.alpha ?? 1 }, { name: 'transA', i: +(o.transA ?? false) }, { name: 'transB', i: +(o.transB ?? false) }],
+});
+/** y = a b^T + c (Gemm's C input accumulates in place of an Add). */
+const gemmAddBt = (a: string, b: string, c: string, y: string): NodeSpec => ({
+  opType: 'Gemm', inputs: [a, b, c], outputs: [y], attrs: [{ name: 'transB', i: 1 }],
+});
+const gemmAdd = (a: string, b: string, c: string, y: string): NodeSpec => ({ opType: 'Gemm', inputs: [a, b, c], outputs: [y] });
+const v = (name: string, d0: string, d1: string) => ({ name, elemType: FLOAT, dims: [d0, d1] });
+
+function forwardGraph({ scaling, wt }: Attrs): GraphSpec {
+  return {
+    nodes: [
+      mm('x', 'a', 'hs', { alpha: scaling, transB: true }),
+      mm('x', 'w', 'base', { transB: !wt }),
+      gemmAddBt('hs', 'b', 'base', 'y'),
+    ],
+    inputs: [v('x', 'n', 'i'), wt ? v('w', 'i', 'o') : v('w', 'o', 'i'), v('a', 'r', 'i'), v('b', 'o', 'r')],
+    outputs: [v('y', 'n', 'o'), v('hs', 'n', 'r')],
+  };
+}
+
+function backwardGraph({ scaling, wt }: Attrs): GraphSpec {
+  return {
+    nodes: [
+      mm('dy', 'b', 'gs', { alpha: scaling }),
+      mm('dy', 'w', 'base', { transB: !!wt }),
+      gemmAdd('gs', 'a', 'base', 'dx'),
+      mm('gs', 'x', 'da', { transA: true }),
+      mm('dy', 'hs', 'db', { transA: true }),
+    ],
+    inputs: [v('dy', 'n', 'o'), wt ? v('w', 'i', 'o') : v('w', 'o', 'i'), v('a', 'r', 'i'), v('b', 'o', 'r'), v('x', 'n', 'i'), v('hs', 'n', 'r')],
+    outputs: [v('dx', 'n', 'i'), v('da', 'r', 'i'), v('db', 'o', 'r')],
+  };
+}
+
+type Shapes = Record<string, number[]>;
+
+/** Checks the operands agree (a wrong adapter shape would otherwise read past a buffer in native code). */
+function dims(name: string, s: Shapes, wt: number): { n: number; i: number; o: number; r: number } {
+  const [n, i] = s.x, [r, ia] = s.a, [o, rb] = s.b;
+  const [wo, wi] = wt ? [s.w[1], s.w[0]] : s.w;
+  if (s.x.length !== 2 || ia !== i || wi !== i || wo !== o || rb !== r) {
+    throw new Error(`${name}: shapes disagree: x [${s.x}], w [${s.w}]${wt ? '^T' : ''}, A [${s.a}], B [${s.b}]`);
+  }
+  return { n, i, o, r };
+}
+
+function register(name: string, inputs: string[], outShapes: (s: Shapes, wt: number) => number[][],
+  outputs: string[], graph: (a: Attrs) => GraphSpec): void {
+  if (tf.getKernel(name, 'wasm')) return;
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const p = activeNativeProvider();
+      if (!p) throw new Error(`${name}: the native provider is not running (callers check loraLinearRuns())`);
+      const attrs = args.attrs as unknown as Attrs;
+      const infos = inputs.map((n) => args.inputs[n] as tf.TensorInfo);
+      const shapes: Shapes = Object.fromEntries(inputs.map((n, k) => [n, infos[k].shape]));
+      const wasm = args.backend as unknown as WasmBackendLike;
+      const shapesOut = outShapes(shapes, attrs.wt);
+      const outInfos = shapesOut.map((s) => wasm.makeOutput(s, 'float32'));
+      // Views after every allocation: growing the heap detaches older views.
+      const feeds: Record<string, [Float32Array, number[]]> = {}, fetches: Record<string, [Float32Array, number[]]> = {};
+      inputs.forEach((n, k) => { feeds[n] = [wasm.typedArrayFromHeap(infos[k]) as Float32Array, infos[k].shape]; });
+      outputs.forEach((n, k) => { fetches[n] = [wasm.typedArrayFromHeap(outInfos[k]) as Float32Array, shapesOut[k]]; });
+      p.runGraph(`${name}:${attrs.scaling}:${attrs.wt}`, () => graph(attrs), feeds, fetches);
+      return outInfos;
+    },
+  });
+}
+
+register(LORA_LINEAR, ['x', 'w', 'a', 'b'], (s, wt) => {
+  const { n, o, r } = dims(LORA_LINEAR, s, wt);
+  return [[n, o], [n, r]];
+}, ['y', 'hs'], forwardGraph);
+
+register(LORA_LINEAR_GRAD, ['dy', 'w', 'a', 'b', 'x', 'hs'], (s, wt) => {
+  const { n, i, o, r } = dims(LORA_LINEAR_GRAD, s, wt);
+  if (s.dy[0] !== n || s.dy[1] !== o || s.hs[0] !== n || s.hs[1] !== r) throw new Error(`${LORA_LINEAR_GRAD}: dy [${s.dy}] or hs [${s.hs}] disagree with x [${s.x}]`);
+  return [[n, i], [r, i], [o, r]];
+}, ['dx', 'da', 'db'], backwardGraph);

@@ -1,0 +1,110 @@
+// The fused frozen projection + LoRA adapter (server/engine/model/loraLinear.ts, one
+// native call each way): its value and gradients (x, A, B) against the two ops it stands
+// for (frozenLinear + LoraLayer.delta on plain wasm kernels), and against float64
+// central differences of a plain loop (relative error < 1e-3), for a 4-bit weight (W in
+// storage order) and a dense one (kept as W^T). Odd sizes on purpose.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf } from '../../server/engine/tf';
+import { initBackend } from '../../server/engine/backend';
+import { activeNativeProvider, setNativeKernels } from '../../server/engine/kernels/nativeBatchMatMul';
+import { setFusedOps } from '../../server/engine/ops';
+import { DenseWeight, frozenLinear, type FrozenWeight } from '../../server/engine/model/frozenLinear';
+import { loraLinear, loraLinearRuns } from '../../server/engine/model/loraLinear';
+import { LoraLayer } from '../../server/engine/lora/loraLayer';
+import { QuantizedWeight } from '../../server/engine/quant/quantizedWeight';
+import { Rng } from '../../server/engine/rng';
+
+const N = 9, IN = 24, OUT = 13, R = 3, SCALING = 1.75;
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0, n = 0;
+  for (let i = 0; i < b.length; i++) { d += (a[i] - b[i]) ** 2; n += b[i] ** 2; }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
+}
+
+/** L = sum((x W^T + s (x A^T) B^T) * Rm) in float64. */
+function loss64(x: Float64Array, W: Float64Array, A: Float64Array, B: Float64Array, Rm: Float64Array): number {
+  let L = 0;
+  for (let n = 0; n < N; n++) {
+    const h = new Float64Array(R);
+    for (let r = 0; r < R; r++) for (let i = 0; i < IN; i++) h[r] += x[n * IN + i] * A[r * IN + i];
+    for (let o = 0; o < OUT; o++) {
+      let y = 0;
+      for (let i = 0; i < IN; i++) y += x[n * IN + i] * W[o * IN + i];
+      for (let r = 0; r < R; r++) y += SCALING * h[r] * B[o * R + r];
+      L += y * Rm[n * OUT + o];
+    }
+  }
+  return L;
+}
+
+function fd(L: () => number, v: Float64Array): Float64Array {
+  return Float64Array.from(v, (x0, i) => {
+    v[i] = x0 + 1e-4; const up = L();
+    v[i] = x0 - 1e-4; const dn = L();
+    v[i] = x0;
+    return (up - dn) / 2e-4;
+  });
+}
+
+const weights: [string, (w: Float32Array) => FrozenWeight][] = [
+  ['nf4 + double quant', (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
+  ['dense', (w) => new DenseWeight([OUT, IN], w)],
+];
+
+for (const [kind, make] of weights) {
+  test(`wasm: loraLinear (${kind}) equals frozenLinear + delta on plain wasm, and its gradients equal float64 central differences`, async (t) => {
+    await initBackend('wasm');
+    if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
+    const rng = new Rng(13);
+    const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
+    const w = make(rand(OUT * IN, 0.5));
+    const adapter = new LoraLayer('t', IN, OUT, R, SCALING, 0, { A: rand(R * IN), B: rand(OUT * R) });
+    const x = tf.tensor2d(rand(N * IN), [N, IN]);
+    const Rm = tf.tensor2d(rand(N * OUT), [N, OUT]);
+    const vars = [adapter.A, adapter.B];
+    const run = (f: (x: tf.Tensor2D) => tf.Tensor2D) => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), Rm)) as tf.Scalar, vars);
+      const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(f(xi as tf.Tensor2D), Rm)))(x);
+      const y = f(x);
+      const out = { y: y.dataSync().slice(), L: value.dataSync()[0], dx: dx.dataSync().slice(),
+        dA: grads[adapter.A.name].dataSync().slice(), dB: grads[adapter.B.name].dataSync().slice() };
+      tf.dispose([value, dx, y, ...Object.values(grads)]);
+      return out;
+    };
+    try {
+      assert.ok(loraLinearRuns(adapter), 'the fused op runs here');
+      assert.equal(loraLinearRuns(new LoraLayer('d', IN, OUT, R, SCALING, 0.1, { A: rand(R * IN), B: rand(OUT * R) }), 7), false,
+        'dropout on the adapter input keeps the two ops apart');
+      const before = tf.memory().numTensors;
+      const fused = run((xi) => loraLinear(xi, w, adapter));
+      assert.equal(tf.memory().numTensors, before, 'tensors leak');
+      setNativeKernels(false);
+      setFusedOps(false);
+      assert.equal(loraLinearRuns(adapter), false);
+      const plain = run((xi) => tf.add(frozenLinear(xi, w), adapter.delta(xi)));
+      setNativeKernels(true);
+      setFusedOps(true);
+      for (const k of ['y', 'dx', 'dA', 'dB'] as const) assert.ok(relErr(fused[k], plain[k]) < 1e-5, `${k} vs plain wasm: ${relErr(fused[k], plain[k])}`);
+
+      const wd = w.dequantize();
+      const W = Float64Array.from(wd.dataSync());
+      wd.dispose();
+      const X = Float64Array.from(x.dataSync()), A = Float64Array.from(adapter.A.dataSync()), B = Float64Array.from(adapter.B.dataSync());
+      const Rv = Float64Array.from(Rm.dataSync());
+      const L = () => loss64(X, W, A, B, Rv);
+      assert.ok(Math.abs(fused.L - L()) / Math.abs(L()) < 1e-5, `loss ${fused.L} vs ${L()}`);
+      for (const [k, v] of [['dx', X], ['dA', A], ['dB', B]] as const) {
+        const e = relErr(fused[k], fd(L, v));
+        assert.ok(e < 1e-3, `${k} vs central differences: ${e}`);
+      }
+    } finally {
+      setNativeKernels(true);
+      setFusedOps(true);
+      tf.dispose([x, Rm]);
+      adapter.dispose();
+      w.dispose();
+    }
+  });
+}
