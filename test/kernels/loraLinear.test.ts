@@ -1,8 +1,10 @@
 // The fused frozen projection + LoRA adapter (server/engine/model/loraLinear.ts, one
 // native call each way): its value and gradients (x, A, B) against the two ops it stands
 // for (frozenLinear + LoraLayer.delta on plain wasm kernels), and against float64
-// central differences of a plain loop (relative error < 1e-3), for a 4-bit weight (W in
-// storage order) and a dense one (kept as W^T). Odd sizes on purpose.
+// central differences of a plain loop (relative error < 1e-3), for 4-bit weights (NF4 with
+// double quantization and FP4, whose forward runs MatMulBnb4 on the packed codes; one
+// with an odd number of values, which dequantizes first instead) and a dense one (kept as
+// W^T). Odd sizes on purpose.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
@@ -15,7 +17,8 @@ import { LoraLayer } from '../../server/engine/lora/loraLayer';
 import { QuantizedWeight } from '../../server/engine/quant/quantizedWeight';
 import { Rng } from '../../server/engine/rng';
 
-const N = 9, IN = 24, OUT = 13, R = 3, SCALING = 1.75;
+const N = 9, R = 3, SCALING = 1.75;
+let IN = 24, OUT = 13;
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0, n = 0;
@@ -48,13 +51,16 @@ function fd(L: () => number, v: Float64Array): Float64Array {
   });
 }
 
-const weights: [string, (w: Float32Array) => FrozenWeight][] = [
-  ['nf4 + double quant', (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
-  ['dense', (w) => new DenseWeight([OUT, IN], w)],
+const weights: [string, [number, number], (w: Float32Array) => FrozenWeight][] = [
+  ['nf4 + double quant', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
+  ['fp4', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'fp4', blockSize: 64, doubleQuant: false })],
+  ['nf4, an odd number of values', [13, 23], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: false })],
+  ['dense', [13, 24], (w) => new DenseWeight([OUT, IN], w)],
 ];
 
-for (const [kind, make] of weights) {
+for (const [kind, shape, make] of weights) {
   test(`wasm: loraLinear (${kind}) equals frozenLinear + delta on plain wasm, and its gradients equal float64 central differences`, async (t) => {
+    [OUT, IN] = shape;
     await initBackend('wasm');
     if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
     const rng = new Rng(13);
@@ -108,3 +114,28 @@ for (const [kind, make] of weights) {
     }
   });
 }
+
+test('wasm: the 4-bit forward (MatMulBnb4 on the packed codes) dequantizes to Dequantize4bit\'s values, bit for bit', async (t) => {
+  await initBackend('wasm');
+  if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
+  const rng = new Rng(21);
+  const [out, inp] = [40, 64];
+  for (const [quantType, doubleQuant] of [['nf4', true], ['fp4', false]] as const) {
+    const w = QuantizedWeight.fromHost({ shape: [out, inp], data: Float32Array.from({ length: out * inp }, () => rng.normal()) },
+      { quantType, blockSize: 64, doubleQuant });
+    // B = 0 and x = I: y = I W^T + 0, every sum exact, so y is W^T as the native call dequantized it.
+    const adapter = new LoraLayer('t', inp, out, 2, 1, 0, { A: new Float32Array(2 * inp).fill(0.5), B: new Float32Array(out * 2) });
+    const eye = tf.eye(inp) as tf.Tensor2D;
+    const prof = await tf.profile(() => loraLinear(eye, w, adapter));
+    assert.ok(prof.kernelNames.includes('QloraLoraLinear4bit'), `${quantType}: the 4-bit kernel ran (${prof.kernelNames})`);
+    const y = loraLinear(eye, w, adapter);
+    const wd = w.dequantize({ transpose: true });
+    const got = y.dataSync(), want = wd.dataSync();
+    let differ = 0;
+    for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differ++;
+    assert.equal(differ, 0, `${quantType}: ${differ} of ${want.length} values differ`);
+    tf.dispose([eye, y, wd, prof.result as tf.Tensor]);
+    adapter.dispose();
+    w.dispose();
+  }
+});

@@ -4,12 +4,15 @@
 // kernels). Elsewhere, or with dropout on the adapter's input, the caller keeps the two
 // ops apart (frozenLinear + LoraLayer.delta); both compute the same sums.
 //
-// As in frozenLinear, the backward pass dequantizes the 4-bit weight again rather than
-// keeping the float copy from the forward pass alive.
+// A 4-bit weight's forward pass hands the packed codes to the native call, which
+// dequantizes inside it (no float W on the wasm heap, no JavaScript dequantize loop); as
+// in frozenLinear, the backward pass dequantizes the weight again rather than keeping a
+// float copy from the forward pass alive.
 import { tf } from '../tf';
 import { transposesAreFree } from '../kernels/nativeBatchMatMul';
-import { LORA_LINEAR, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
+import { fourBitForwardRuns, LORA_LINEAR, LORA_LINEAR_4BIT, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
 import { customGrad, fusedHere, runFused } from '../ops/hostKernel';
+import { QuantizedWeight } from '../quant/quantizedWeight';
 import { DenseWeight, type FrozenWeight } from './frozenLinear';
 import type { LoraLayer } from '../lora/loraLayer';
 
@@ -25,9 +28,15 @@ export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer):
   const wt = w instanceof DenseWeight ? 1 : 0;
   const weight = () => (wt ? w.dequantize({ transpose: true }) : w.dequantize());
   const attrs = { scaling: adapter.scaling, wt };
+  const packed = w instanceof QuantizedWeight ? w.kernelOperands() : undefined;
+  const forward = (xIn: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor[] => {
+    if (!packed || !fourBitForwardRuns(packed.attrs)) return runFused<tf.Tensor[]>(LORA_LINEAR, { x: xIn, w: weight(), a, b }, attrs);
+    return runFused<tf.Tensor[]>(LORA_LINEAR_4BIT, { x: xIn, a, b, ...packed.tensors } as tf.NamedTensorMap,
+      { ...packed.attrs, scaling: adapter.scaling } as unknown as Record<string, number>);
+  };
   const op = customGrad<tf.Tensor2D>((xIn: tf.Tensor, a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
     // Runs inside the engine's tidy: the weight and the unsaved outputs are freed on return.
-    const [y, hs] = runFused<tf.Tensor[]>(LORA_LINEAR, { x: xIn, w: weight(), a, b }, attrs);
+    const [y, hs] = forward(xIn, a, b);
     save([xIn, hs, a, b]);
     return {
       value: y as tf.Tensor2D,
