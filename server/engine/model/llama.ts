@@ -243,8 +243,8 @@ export class LlamaModel {
     const block = this.blocks[l];
     const adapter = this.lora?.get(linearName(l, m));
     const bias = block.bias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj') ? block.bias[m] : undefined;
-    if (adapter && loraLinearRuns(adapter, seeds[m])) {
-      const y = loraLinear(x, block.proj[m], adapter); // one native call each way (model/loraLinear.ts)
+    if (adapter && loraLinearRuns()) {
+      const y = loraLinear(x, block.proj[m], adapter, seeds[m]); // one native call each way (model/loraLinear.ts)
       return bias ? tf.add(y, bias) : y;
     }
     let y = frozenLinear(x, block.proj[m]);
