@@ -7,6 +7,7 @@
 import { tf } from '../tf';
 import { LINEAR_MODULES, linearName, linearShape, type LinearModule, type LlamaConfig } from './config';
 import { DenseWeight, frozenLinear, type FrozenWeight } from './frozenLinear';
+import { loraLinear, loraLinearRuns } from './loraLinear';
 import { applyRope, attention, attentionMask, causalMask, mergeHeads, repeatKv, rmsNorm, splitHeads } from './layers';
 import { chunkedLinearCrossEntropy, chunkedLogits, DEFAULT_VOCAB_CHUNK } from './chunkedLoss';
 import { FrozenTable } from './frozenTable';
@@ -240,9 +241,14 @@ export class LlamaModel {
 
   private linear(l: number, m: LinearModule, x: tf.Tensor2D, seeds: BlockSeeds): tf.Tensor2D {
     const block = this.blocks[l];
-    let y = frozenLinear(x, block.proj[m]);
-    if (block.bias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj')) y = tf.add(y, block.bias[m]);
     const adapter = this.lora?.get(linearName(l, m));
+    const bias = block.bias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj') ? block.bias[m] : undefined;
+    if (adapter && loraLinearRuns()) {
+      const y = loraLinear(x, block.proj[m], adapter, seeds[m]); // one native call each way (model/loraLinear.ts)
+      return bias ? tf.add(y, bias) : y;
+    }
+    let y = frozenLinear(x, block.proj[m]);
+    if (bias) y = tf.add(y, bias);
     if (adapter) y = tf.add(y, adapter.delta(x, seeds[m]));
     return y;
   }

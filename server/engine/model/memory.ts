@@ -22,7 +22,9 @@
 // dimension (test/tools/measureActivations.ts prints them beside this plan): per token and block,
 // 68.75 values per hidden unit and per query unit, 16.75 per key/value unit, 30.4 per MLP
 // unit and 8.7 per attention score (heads x T). The cpu backend shares saved tensors
-// instead of copying, so these are an upper bound there.
+// instead of copying, so these are an upper bound there; so they are where the native
+// provider runs the fused LoRA projection (loraLinear.ts), whose tape holds about 0.75 to
+// 0.8 of this (test/tools/measureActivations.ts with the provider on).
 import type { LlamaConfig } from './config';
 import { DEFAULT_VOCAB_CHUNK } from './chunkedLoss';
 

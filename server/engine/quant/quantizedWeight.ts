@@ -11,7 +11,7 @@ import type { NestedQuantMap } from './codebooks';
 import { BLOCK_SIZE_RULE, FOUR_BIT_TYPES, isBlockSize, type QuantType } from './spec';
 import { dequantize4bitReference, dequantizeAbsmaxReference, doubleQuantizeAbsmax, NESTED_BLOCK_SIZE, numBlocksOf, quantize4bit } from './blockwise';
 import { dequantize4bit } from './kernels';
-import type { Dequantize4bitAttrs } from './kernels';
+import type { Dequantize4bitAttrs, Dequantize4bitTensors } from './kernels';
 import { pack4bit, pack8bit, packedLength4bit, packedLength8bit, unpack4bit, unpack8bit } from './pack';
 
 export type { QuantType } from './spec';
@@ -146,6 +146,15 @@ export class QuantizedWeight {
   dequantize(opts: { transpose?: boolean } = {}): tf.Tensor2D {
     this.checkAlive();
     return dequantize4bit(this.tensors, { ...this.attrs, transpose: opts.transpose ?? false });
+  }
+
+  /**
+   * The packed tensors and the Dequantize4bit attributes, for a kernel that dequantizes
+   * inside its own native call (kernels/nativeLoraLinear.ts). Still owned by this weight.
+   */
+  kernelOperands(): { tensors: Dequantize4bitTensors; attrs: Dequantize4bitAttrs } {
+    this.checkAlive();
+    return { tensors: this.tensors, attrs: this.attrs };
   }
 
   /** W (out, in) on the host. */

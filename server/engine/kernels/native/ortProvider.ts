@@ -23,7 +23,7 @@ import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
 export type { GraphSpec } from './onnxGraph';
 
-interface OrtTensorCtor { new (type: 'float32', data: Float32Array, dims: readonly number[]): unknown }
+interface OrtTensorCtor { new (type: 'float32' | 'uint8', data: Float32Array | Uint8Array, dims: readonly number[]): unknown }
 interface OrtSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
@@ -43,11 +43,12 @@ export interface NativeProvider {
   matMul(a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[],
     transposeA: boolean, transposeB: boolean, out: Float32Array, outShape: readonly number[]): void;
   /**
-   * Runs a small graph (built once per key) on float32 inputs and writes its outputs into
-   * the given arrays; scalars are inputs of dims []. For the fused ops' exp-heavy kernels,
-   * which MLAS vectorizes (Sigmoid, Softmax) and JavaScript cannot.
+   * Runs a small graph (built once per key) on float32 inputs (uint8 for packed 4-bit
+   * codes) and writes its float32 outputs into the given arrays; scalars are inputs of
+   * dims []. For the fused ops' exp-heavy kernels, which MLAS vectorizes (Sigmoid,
+   * Softmax) and JavaScript cannot, and for products fused with what surrounds them.
    */
-  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array, readonly number[]]>,
+  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array | Uint8Array, readonly number[]]>,
     outputs: Record<string, [Float32Array, readonly number[]]>): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
@@ -131,7 +132,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     const s = session(key, graph);
     provider.calls++;
     const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
-    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor('float32', d, dims);
+    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor(d instanceof Uint8Array ? 'uint8' : 'float32', d, dims);
     for (const [n, [d, dims]] of Object.entries(outputs)) fetches[n] = new Tensor('float32', d, dims);
     s.run(feeds, fetches, runOptions);
   };
