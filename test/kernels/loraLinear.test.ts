@@ -51,6 +51,15 @@ function fd(L: () => number, v: Float64Array): Float64Array {
   });
 }
 
+/** The fused loss equals the float64 loss within 1e-5, and each gradient its central differences within 1e-3. */
+function assertFloat64(fused: { L: number } & Record<'dx' | 'dA' | 'dB', ArrayLike<number>>, L: () => number, inputs: Record<'dx' | 'dA' | 'dB', Float64Array>): void {
+  assert.ok(Math.abs(fused.L - L()) / Math.abs(L()) < 1e-5, `loss ${fused.L} vs ${L()}`);
+  for (const k of ['dx', 'dA', 'dB'] as const) {
+    const e = relErr(fused[k], fd(L, inputs[k]));
+    assert.ok(e < 1e-3, `${k} vs central differences: ${e}`);
+  }
+}
+
 const weights: [string, [number, number], (w: Float32Array) => FrozenWeight][] = [
   ['nf4 + double quant', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
   ['fp4', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'fp4', blockSize: 64, doubleQuant: false })],
@@ -98,11 +107,7 @@ for (const [kind, shape, make] of weights) {
       const X = Float64Array.from(x.dataSync()), A = Float64Array.from(adapter.A.dataSync()), B = Float64Array.from(adapter.B.dataSync());
       const Rv = Float64Array.from(Rm.dataSync());
       const L = () => loss64(X, W, A, B, Rv);
-      assert.ok(Math.abs(fused.L - L()) / Math.abs(L()) < 1e-5, `loss ${fused.L} vs ${L()}`);
-      for (const [k, v] of [['dx', X], ['dA', A], ['dB', B]] as const) {
-        const e = relErr(fused[k], fd(L, v));
-        assert.ok(e < 1e-3, `${k} vs central differences: ${e}`);
-      }
+      assertFloat64(fused, L, { dx: X, dA: A, dB: B });
     } finally {
       setNativeKernels(true);
       setFusedOps(true);
@@ -181,11 +186,7 @@ test('wasm: loraLinear with dropout on the adapter input equals frozenLinear + d
       const Rv = Float64Array.from(Rm.dataSync());
       // L = sum((x W^T + s ((x * M) A^T) B^T) * R): the base reads x, the adapter x * M.
       const L = () => loss64(X, W, A, B, Rv) - loss64(X, new Float64Array(W.length), A, B, Rv) + loss64(X.map((v, i) => v * M[i]), new Float64Array(W.length), A, B, Rv);
-      assert.ok(Math.abs(fused.L - L()) / Math.abs(L()) < 1e-5, `loss ${fused.L} vs ${L()}`);
-      for (const [k, v] of [['dx', X], ['dA', A], ['dB', B]] as const) {
-        const e = relErr(fused[k], fd(L, v));
-        assert.ok(e < 1e-3, `${k} vs central differences: ${e}`);
-      }
+      assertFloat64(fused, L, { dx: X, dA: A, dB: B });
     } finally {
       setNativeKernels(true);
       setFusedOps(true);
