@@ -10,7 +10,7 @@ import { isResumable, runName, type RunsController } from './runs';
 /** One icon and one colour per state, so a glance tells them apart. */
 const ICONS: Record<RunState, [string, string?]> = {
   queued: ['clock', 'charts.purple'],
-  training: ['sync~spin', 'charts.blue'],
+  training: ['pulse', 'charts.blue'],
   stopping: ['debug-stop', 'charts.yellow'],
   stopped: ['debug-pause', 'charts.orange'],
   done: ['pass', 'charts.green'],

@@ -6,7 +6,6 @@
 // to every other Metrics page, so the sidebar and the editor view look the same.
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import { RESUMABLE_STATES, runName, type RunRecord, type RunSummary } from '../server/protocol';
@@ -37,13 +36,27 @@ let zoom: [number, number] | null = null;
  * Live steps drawn: from the record's time to the extension host posting it (`hostMs`),
  * to the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
  */
-const drawLog: { step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[] = [];
+const drawLog: { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[] = [];
 const cspViolations: string[] = [];
 const charts = new Map<ChartId, MetricChart>();
 document.addEventListener('securitypolicyviolation', (e) => cspViolations.push(`${e.effectiveDirective}: ${e.blockedURI || 'inline'}`));
 (window as unknown as { qloraMetrics: unknown }).qloraMetrics = { model, compared, drawLog, cspViolations, charts, settings: () => settings, zoom: () => zoom };
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** The run's progress: a track and a fill scaled by transform, which the compositor draws without a layout. */
+function progressBar(): HTMLElement {
+  const bar = el('div', { id: 'progress', class: 'progress', role: 'progressbar', 'aria-label': 'Steps done', 'aria-valuemin': '0' });
+  bar.append(el('div', { id: 'progress-fill', class: 'progress-fill' }));
+  return bar;
+}
+
+function showProgress(fraction: number, step: number, total: number | null): void {
+  const bar = $('progress');
+  bar.setAttribute('aria-valuemax', String(total ?? 0));
+  bar.setAttribute('aria-valuenow', String(step));
+  $('progress-fill').style.transform = `scaleX(${Math.min(1, Math.max(0, fraction))})`;
+}
 
 function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement {
   const e = document.createElement(tag);
@@ -79,7 +92,9 @@ function buildPage(): void {
   run.append(
     header,
     el('div', { id: 'meta', class: 'meta' }),
-    el('vscode-progress-bar', { id: 'progress', max: '1', value: '0' }),
+    // Not vscode-progress-bar: it animates its width over 100 ms at every step, which on a
+    // small machine kept the workbench painting frames for most of each step.
+    progressBar(),
     el('div', { id: 'progress-text', class: 'meta' }),
     actions,
     el('div', { id: 'message', class: 'message' }),
@@ -198,10 +213,7 @@ function render(): void {
 
   const step = s.steps.at(-1) ?? s.run.step ?? 0;
   const total = s.totalSteps;
-  const progress = $('progress') as HTMLElement & { value: number; max: number; indeterminate: boolean };
-  progress.max = total ?? 1;
-  progress.value = total ? step : 0;
-  progress.indeterminate = !total && state === 'training';
+  showProgress(total ? step / total : 0, step, total);
   const elapsed = model.elapsedMs;
   const eta = model.etaMs;
   $('progress-text').textContent = total
@@ -271,7 +283,7 @@ function reportDrawn(runId: string, records: RunRecord[], arrived: number, sentA
   requestAnimationFrame(() => {
     const delayMs = Date.now() - step.time;
     if (delayMs > 60_000) return; // a replayed record, not a live one
-    drawLog.push({ step: step.step, delayMs, arrivedMs: arrived - step.time, hostMs: sentAt === undefined ? null : sentAt - step.time });
+    drawLog.push({ runId, step: step.step, delayMs, arrivedMs: arrived - step.time, hostMs: sentAt === undefined ? null : sentAt - step.time });
     vscode.postMessage({ type: ToHost.drawn, runId, step: step.step, delayMs });
   });
 }

@@ -5,6 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { constants, getPriority } from 'node:os';
 import { join } from 'node:path';
 import {
   http, metricsOf, sse, startServer, stepsOf, trainWithCli, waitForState, workspace, type ServerProcess, type Workspace,
@@ -204,6 +206,11 @@ test('health answers every one of 100 requests while a run trains', async () => 
   console.log(`# health while training: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${sorted[99].toFixed(2)} ms over 100 requests (${stepsDuring} steps streamed meanwhile)`);
   const h = (await http(server.port, 'GET', '/v1/health')).json() as HealthResponse;
   assert.ok(h.memory.training && h.memory.training.rssBytes > 0 && h.memory.rssBytes > 0);
+  // The training process yields to the editor: below-normal priority (nice 10 on POSIX).
+  const worker = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(server.child.pid)], { encoding: 'utf8' })
+    .split('\n').find((l) => l.includes('serve --worker'));
+  assert.ok(worker, 'the training process is a child of the server');
+  assert.equal(getPriority(Number(worker.trim().split(/\s+/)[0])), constants.priority.PRIORITY_BELOW_NORMAL);
   await http(server.port, 'POST', `/v1/runs/${id}/stop`);
   await waitForState(server.port, id, ['stopped'], 30_000);
   stream.close();
