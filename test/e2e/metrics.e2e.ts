@@ -171,7 +171,13 @@ describe('Metrics view in a real workbench', { skip }, () => {
     assert.ok(shown, `the status bar never showed step, loss and ETA; it showed: ${seen.slice(0, 12).join(' | ')}${seen.length > 12 ? ' ...' : ''}`);
     results.statusBar = shown;
     const frame = await sidebarFrame(page);
-    await waitFor('the first run to finish', async () => ((await probe(frame)).state === 'done' ? true : undefined), 300_000);
+    // Done with all 60 steps drawn: a page that opens after the run ended gets its state
+    // "done" first and the replayed history a moment later.
+    let last: Probe | undefined;
+    await waitFor('the first run to finish', async () => {
+      last = await probe(frame);
+      return last.state === 'done' && last.steps === 60 ? true : undefined;
+    }, 300_000).catch((e: Error) => { throw new Error(`${e.message}; the page showed state ${last?.state} with ${last?.steps} steps`); });
     const p = await probe(frame);
     assert.equal(p.steps, 60);
     results.firstRun = p.runId;
