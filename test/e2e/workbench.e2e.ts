@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Frame, Page } from 'playwright-core';
+import type { Frame, Locator, Page } from 'playwright-core';
 import type { MetricsState } from '../../webview/model';
 import { RIGHT_VALUE, WRONG_VALUE, writeWorkspace } from './fixture';
 import { cache, metricsFrame, missingTools, openWorkbench, runCommand, waitFor, type Workbench } from './workbench';
@@ -29,6 +29,26 @@ const viewState = (f: Frame) =>
     const q = (window as unknown as { qloraMetrics: { model: { toState(): unknown }; drawLog: unknown[] } }).qloraMetrics;
     return { state: q.model.toState(), drawLog: [...q.drawLog] };
   }) as Promise<ViewState>;
+
+/**
+ * Right-clicks `row` and returns its context menu's `label` item. The explorer re-renders
+ * as files appear (the merged model, a checkpoint): a click can land on the row beside it,
+ * whose menu lacks the item. That menu is closed (an open one leaves the workbench inert)
+ * and the click tried again.
+ */
+async function contextItem(page: Page, row: Locator, label: string): Promise<Locator> {
+  for (let attempt = 1; ; attempt++) {
+    await row.click({ button: 'right' });
+    const item = page.locator('.context-view .monaco-menu .action-item', { hasText: label }).first();
+    try {
+      await item.waitFor({ timeout: 5_000 });
+      return item;
+    } catch (e) {
+      await page.keyboard.press('Escape');
+      if (attempt === 3) throw e;
+    }
+  }
+}
 
 async function shot(page: Page, name: string, selector?: string): Promise<void> {
   mkdirSync(shots, { recursive: true });
@@ -250,9 +270,7 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     };
     await expand('runs');
     await expand('e2e');
-    await row('adapter').click({ button: 'right' });
-    const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Merge Adapter into Base Model' }).first();
-    await item.waitFor({ timeout: 10_000 });
+    const item = await contextItem(page, row('adapter'), 'Merge Adapter into Base Model');
     await shot(page, '7-merge-menu');
     await item.hover();
     await page.waitForTimeout(150);
@@ -271,9 +289,7 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
   });
 
   test('tries the model: base and base + adapter side by side, streamed, in one tab that asks for no save', async () => {
-    await page.locator('.explorer-folders-view').getByRole('treeitem', { name: 'adapter', exact: true }).click({ button: 'right' });
-    const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Try Model' }).first();
-    await item.waitFor({ timeout: 10_000 });
+    const item = await contextItem(page, page.locator('.explorer-folders-view').getByRole('treeitem', { name: 'adapter', exact: true }), 'Try Model');
     await item.hover();
     await page.waitForTimeout(150);
     await item.click();
