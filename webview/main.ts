@@ -14,7 +14,7 @@ import { MetricChart } from './charts';
 import { formatDuration } from './eta';
 import { CHARTS, METRICS, metricLabel, mib, type ChartId } from './metrics';
 import { MetricsModel } from './model';
-import { isToViewMessage, ToHost, ToView, type ToHostMessage, type ToViewMessage } from './protocol';
+import { isToViewMessage, ToHost, ToView, type DrawnStep, type ToHostMessage, type ToViewMessage } from './protocol';
 
 interface VsCodeApi {
   postMessage(message: ToHostMessage): void;
@@ -31,12 +31,8 @@ let settings: ViewSettings = isViewSettings(saved?.settings) ? saved.settings : 
 const compared = new Map<string, MetricsModel>();
 /** The x range every chart shows after a drag, or null for all of it. */
 let zoom: [number, number] | null = null;
-/** Live steps drawn and how long after their record was written, and anything the CSP blocked: read by the end-to-end test. */
-/**
- * Live steps drawn: from the record's time to the extension host posting it (`hostMs`),
- * to the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
- */
-const drawLog: { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[] = [];
+/** Live steps drawn, with their delay by hop, and anything the CSP blocked: read by the end-to-end test. */
+const drawLog: DrawnStep[] = [];
 const cspViolations: string[] = [];
 const charts = new Map<ChartId, MetricChart>();
 document.addEventListener('securitypolicyviolation', (e) => cspViolations.push(`${e.effectiveDirective}: ${e.blockedURI || 'inline'}`));
@@ -51,11 +47,12 @@ function progressBar(): HTMLElement {
   return bar;
 }
 
-function showProgress(fraction: number, step: number, total: number | null): void {
+function showProgress(step: number, total: number | null): void {
   const bar = $('progress');
   bar.setAttribute('aria-valuemax', String(total ?? 0));
   bar.setAttribute('aria-valuenow', String(step));
-  $('progress-fill').style.transform = `scaleX(${Math.min(1, Math.max(0, fraction))})`;
+  const fraction = total ? Math.min(1, Math.max(0, step / total)) : 0;
+  $('progress-fill').style.transform = `scaleX(${fraction})`;
 }
 
 function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement {
@@ -213,7 +210,7 @@ function render(): void {
 
   const step = s.steps.at(-1) ?? s.run.step ?? 0;
   const total = s.totalSteps;
-  showProgress(total ? step / total : 0, step, total);
+  showProgress(step, total);
   const elapsed = model.elapsedMs;
   const eta = model.etaMs;
   $('progress-text').textContent = total

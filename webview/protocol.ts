@@ -40,6 +40,12 @@ export const ToHost = {
 } as const;
 
 export interface SelectMessage { type: typeof ToView.select; run: RunSummary | null }
+/**
+ * One live step drawn by a Metrics page: from the record's time to the extension host
+ * posting it (`hostMs`), to the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
+ */
+export interface DrawnStep { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }
+
 /** `sentAt`: Date.now() in the extension host when it posted them (the Metrics view splits its delay there). */
 export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[]; sentAt?: number }
 export interface HealthMessage { type: typeof ToView.health; health: ServerHealth; detail: string }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import { configText } from '../../server/config/write';
+import type { DrawnStep } from '../../webview/protocol';
 import { writeWorkspace } from './fixture';
 import { missingTools, openWorkbench, root, runCommand, waitFor, type Workbench } from './workbench';
 
@@ -39,7 +40,7 @@ interface Probe {
   runId: string | null;
   steps: number;
   state: string | null;
-  drawLog: { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[];
+  drawLog: DrawnStep[];
   settings: { smoothing: number; logLoss: boolean; xAxis: string };
   xRange: [number, number] | null;
   yTicks: string[];
@@ -55,7 +56,7 @@ const probe = (f: Frame): Promise<Probe> =>
     const q = (window as unknown as {
       qloraMetrics: {
         model: { runId: string | null; state: { steps: number[]; state: string | null } };
-        drawLog: { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }[];
+        drawLog: DrawnStep[];
         settings(): Probe['settings'];
         charts: Map<string, Chart>;
         compared: Map<string, unknown>;
