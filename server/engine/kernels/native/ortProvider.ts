@@ -21,9 +21,10 @@
 // reports why and the engine keeps its wasm kernels. QLORA_NATIVE=0 turns it off.
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+import { primeMalloc } from './mallocPrimer';
 export type { GraphSpec } from './onnxGraph';
 
-interface OrtTensorCtor { new (type: 'float32' | 'uint8', data: Float32Array | Uint8Array, dims: readonly number[]): unknown }
+interface OrtTensorCtor { new (type: 'float32' | 'uint8' | 'int64', data: Float32Array | Uint8Array | BigInt64Array, dims: readonly number[]): unknown }
 interface OrtSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
@@ -144,6 +145,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   } catch (e) {
     return { ok: false, why: `its self-test failed (${firstLine((e as Error).message)})` };
   }
+  primeMalloc(() => new ort.binding.InferenceSession(), Tensor);
   return { ok: true, provider: provider as NativeProvider };
 }
 
