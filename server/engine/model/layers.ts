@@ -2,7 +2,7 @@
 // modeling_llama.py. Shape legend: B batch, T time, C hidden size, nh query heads,
 // nkv key/value heads, hs head size, N = B*T rows.
 import { tf } from '../tf';
-import { applyRope as fusedRope, maskedSoftmax, rmsNorm as fusedRmsNorm } from '../ops';
+import { applyRope as fusedRope, attention as fusedAttention, rmsNorm as fusedRmsNorm } from '../ops';
 
 /** RMSNorm: x / sqrt(mean(x^2) + eps) * weight, over the last axis. */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D {
@@ -55,9 +55,7 @@ export function attentionMask(T: number, keyMask?: tf.Tensor2D): tf.Tensor {
 
 /** Scaled dot-product attention; q, k, v: (B, nh, T, hs), mask from attentionMask(). */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
-  const hs = q.shape[3];
-  const p = maskedSoftmax(tf.matMul(q, k, false, true), mask, 1 / Math.sqrt(hs)); // (B, nh, T, T), ops/maskedSoftmax.ts
-  return tf.matMul(p, v) as tf.Tensor4D; // (B, nh, T, hs)
+  return fusedAttention(q, k, v, mask); // (B, nh, T, hs); one native call each way where it runs (ops/attention.ts)
 }
 
 /** SiLU(x) = x * sigmoid(x), the gate of SwiGLU. */

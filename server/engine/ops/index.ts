@@ -4,4 +4,5 @@ export { rmsNorm, rmsNormComposite } from './rmsNorm';
 export { applyRope, ropeComposite } from './rope';
 export { swiglu, swigluComposite } from './swiglu';
 export { maskedSoftmax, maskedSoftmaxComposite } from './maskedSoftmax';
+export { attention, attentionComposite, attentionRunsNative } from './attention';
 export { setFusedOps } from './hostKernel';

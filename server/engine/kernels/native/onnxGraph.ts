@@ -2,7 +2,7 @@
 // few nodes with symbolic input dimensions, so the native provider can build its sessions
 // in memory (no .onnx files shipped, no `onnx` package). Field numbers are onnx.proto3's.
 
-/** A tensor input or output: element type (ONNX enum: 1 float, 2 uint8, 6 int32) and dims (number or symbolic name). */
+/** A tensor input or output: element type (ONNX enum: 1 float, 2 uint8, 6 int32, 7 int64) and dims (number or symbolic name). */
 export interface ValueInfo { name: string; elemType: number; dims: (number | string)[] }
 export type Attr = { name: string; f: number } | { name: string; i: number } | { name: string; ints: number[] };
 export interface NodeSpec { opType: string; domain?: string; inputs: string[]; outputs: string[]; attrs?: Attr[] }
@@ -11,6 +11,7 @@ export interface GraphSpec { nodes: NodeSpec[]; inputs: ValueInfo[]; outputs: Va
 export const FLOAT = 1;
 export const UINT8 = 2;
 export const INT32 = 6;
+export const INT64 = 7;
 
 class Writer {
   private readonly parts: number[] = [];

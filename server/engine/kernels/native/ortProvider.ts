@@ -21,9 +21,10 @@
 // reports why and the engine keeps its wasm kernels. QLORA_NATIVE=0 turns it off.
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+import { primeMalloc } from './mallocPrimer';
 export type { GraphSpec } from './onnxGraph';
 
-interface OrtTensorCtor { new (type: 'float32' | 'uint8', data: Float32Array | Uint8Array, dims: readonly number[]): unknown }
+interface OrtTensorCtor { new (type: 'float32' | 'uint8' | 'int64', data: Float32Array | Uint8Array | BigInt64Array, dims: readonly number[]): unknown }
 interface OrtSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
@@ -47,9 +48,12 @@ export interface NativeProvider {
    * codes) and writes its float32 outputs into the given arrays; scalars are inputs of
    * dims []. For the fused ops' exp-heavy kernels, which MLAS vectorizes (Sigmoid,
    * Softmax) and JavaScript cannot, and for products fused with what surrounds them.
+   * `singleThread` for element-wise graphs: waking a pool thread (spinning is off) costs
+   * more than it saves on a few hundred thousand values (SwiGLU at 352K: 0.5 ms on one
+   * thread, 0.9 ms on two).
    */
   runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array | Uint8Array, readonly number[]]>,
-    outputs: Record<string, [Float32Array, readonly number[]]>): void;
+    outputs: Record<string, [Float32Array, readonly number[]]>, opts?: { singleThread?: boolean }): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
 }
@@ -128,8 +132,8 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
         { y: new Tensor('float32', out, outShape) }, runOptions);
     },
   } as { -readonly [K in keyof NativeProvider]: NativeProvider[K] };
-  provider.runGraph = (key, graph, inputs, outputs) => {
-    const s = session(key, graph);
+  provider.runGraph = (key, graph, inputs, outputs, opts) => {
+    const s = session(key, graph, opts?.singleThread ? 1 : provider.threads);
     provider.calls++;
     const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
     for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor(d instanceof Uint8Array ? 'uint8' : 'float32', d, dims);
@@ -141,6 +145,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   } catch (e) {
     return { ok: false, why: `its self-test failed (${firstLine((e as Error).message)})` };
   }
+  primeMalloc(() => new ort.binding.InferenceSession(), Tensor);
   return { ok: true, provider: provider as NativeProvider };
 }
 
