@@ -2,9 +2,10 @@
 // native call each way): its value and gradients (x, A, B) against the two ops it stands
 // for (frozenLinear + LoraLayer.delta on plain wasm kernels), and against float64
 // central differences of a plain loop (relative error < 1e-3), for 4-bit weights (NF4 with
-// double quantization and FP4, whose forward runs MatMulBnb4 on the packed codes; one
-// with an odd number of values, which dequantizes first instead) and a dense one (kept as
-// W^T). Odd sizes on purpose.
+// double quantization and FP4, whose forward runs MatMulBnb4 on the packed codes; W of
+// whole blocks, with rows of whole blocks or not, whose backward dequantizes in the SIMD
+// loop; one with an odd number of values, which dequantizes first instead) and a dense
+// one (kept as W^T). Odd sizes on purpose.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
@@ -63,6 +64,9 @@ function assertFloat64(fused: { L: number } & Record<'dx' | 'dA' | 'dB', ArrayLi
 const weights: [string, [number, number], (w: Float32Array) => FrozenWeight][] = [
   ['nf4 + double quant', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
   ['fp4', [13, 24], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'fp4', blockSize: 64, doubleQuant: false })],
+  ['nf4 + double quant, whole blocks per row', [13, 64], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: true })],
+  ['nf4, whole blocks across rows', [16, 40], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 64, doubleQuant: false })],
+  ['fp4, whole blocks per row', [13, 64], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'fp4', blockSize: 64, doubleQuant: false })],
   ['nf4, an odd number of values', [13, 23], (w) => QuantizedWeight.fromHost({ shape: [OUT, IN], data: w }, { quantType: 'nf4', blockSize: 32, doubleQuant: false })],
   ['dense', [13, 24], (w) => new DenseWeight([OUT, IN], w)],
 ];
@@ -118,11 +122,11 @@ for (const [kind, shape, make] of weights) {
   });
 }
 
-test('wasm: the 4-bit forward (MatMulBnb4 on the packed codes) dequantizes to Dequantize4bit\'s values, bit for bit', async (t) => {
+test('wasm: the 4-bit forward (MatMulBnb4 on the packed codes) and backward (Dequantize4bit, then the fused gradient) see Dequantize4bit\'s values, bit for bit', async (t) => {
   await initBackend('wasm');
   if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
   const rng = new Rng(21);
-  const [out, inp] = [40, 64];
+  const [out, inp] = [40, 72]; // whole blocks of 64, which straddle rows
   for (const [quantType, doubleQuant] of [['nf4', true], ['fp4', false]] as const) {
     const w = QuantizedWeight.fromHost({ shape: [out, inp], data: Float32Array.from({ length: out * inp }, () => rng.normal()) },
       { quantType, blockSize: 64, doubleQuant });
@@ -137,7 +141,17 @@ test('wasm: the 4-bit forward (MatMulBnb4 on the packed codes) dequantizes to De
     let differ = 0;
     for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differ++;
     assert.equal(differ, 0, `${quantType}: ${differ} of ${want.length} values differ`);
-    tf.dispose([eye, y, wd, prof.result as tf.Tensor]);
+    // dy = I (N = out rows): dx = I W + s (I B) A = W exactly, as the backward pass dequantized it.
+    const x = tf.zeros([out, inp]) as tf.Tensor2D, eyeOut = tf.eye(out);
+    const dxOf = () => tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(loraLinear(xi as tf.Tensor2D, w, adapter), eyeOut)))(x);
+    const gprof = await tf.profile(() => dxOf());
+    assert.ok(gprof.kernelNames.includes('QloraLoraLinearGrad') && gprof.kernelNames.includes('Dequantize4bit'), `${quantType}: the fused backward ran on W dequantized (${gprof.kernelNames})`);
+    const dx = dxOf(), wn = w.dequantize();
+    const gotDx = dx.dataSync(), wantW = wn.dataSync();
+    let differDx = 0;
+    for (let i = 0; i < wantW.length; i++) if (gotDx[i] !== wantW[i]) differDx++;
+    assert.equal(differDx, 0, `${quantType} backward: ${differDx} of ${wantW.length} values differ`);
+    tf.dispose([eye, y, wd, prof.result as tf.Tensor, x, eyeOut, gprof.result as tf.Tensor, dx, wn]);
     adapter.dispose();
     w.dispose();
   }
@@ -146,11 +160,12 @@ test('wasm: the 4-bit forward (MatMulBnb4 on the packed codes) dequantizes to De
 test('wasm: loraLinear with dropout on the adapter input equals frozenLinear + delta (same seed) on plain wasm, gradients = float64 central differences', async (t) => {
   await initBackend('wasm');
   if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
-  [OUT, IN] = [13, 24];
+  [OUT, IN] = [13, 64];
   const P = 0.25, SEED = 99;
   const rng = new Rng(17);
   const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
-  for (const w of [QuantizedWeight.fromHost({ shape: [OUT, IN], data: rand(OUT * IN, 0.5) }, { quantType: 'nf4', blockSize: 64, doubleQuant: true }),
+  // Whole blocks (the SIMD dequantize under dropout), and a dense weight (kept as W^T).
+  for (const w of [QuantizedWeight.fromHost({ shape: [OUT, IN], data: rand(OUT * IN, 0.5) }, { quantType: 'nf4', blockSize: 32, doubleQuant: true }),
     new DenseWeight([OUT, IN], rand(OUT * IN, 0.5))]) {
     const adapter = new LoraLayer('t', IN, OUT, R, SCALING, P, { A: rand(R * IN), B: rand(OUT * R) });
     const x = tf.tensor2d(rand(N * IN), [N, IN]);

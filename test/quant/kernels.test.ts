@@ -1,6 +1,8 @@
 // The Dequantize4bit kernels (cpu, wasm, and the host slow path) against the host
 // reference, bit for bit, in both layouts; tensor leaks; a timing print against the
-// gather + multiply composite the kernel replaces.
+// gather + multiply composite the kernel replaces. On wasm, W in storage order takes the
+// SIMD loop for its whole blocks (server/engine/kernels/wasmDequantize4bit.ts), checked to
+// have run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
@@ -9,6 +11,8 @@ import { quantize4bit } from '../../server/engine/quant/blockwise';
 import { DEQUANTIZE_4BIT, hasDequantizeKernel, registerDequantizeKernels } from '../../server/engine/quant/kernels';
 import { QuantizedWeight, dequantizeWeightReference } from '../../server/engine/quant/quantizedWeight';
 import type { QuantOptions } from '../../server/engine/quant/quantizedWeight';
+import { dequantizeBlocksSimd } from '../../server/engine/kernels/wasmDequantize4bit';
+import { levelsOf } from '../../server/engine/quant/codebooks';
 import { randomWeight, transposeHost } from '../helpers/weights';
 
 async function useBackend(name: 'wasm' | 'cpu'): Promise<void> {
@@ -33,6 +37,7 @@ const CASES: Array<{ shape: [number, number]; blockSize: number }> = [
   { shape: [30, 40], blockSize: 64 },
   { shape: [48, 96], blockSize: 128 },
   { shape: [3, 5], blockSize: 64 },
+  { shape: [20, 44], blockSize: 32 },
 ];
 
 function checkAgainstReference(label: string): void {
@@ -86,6 +91,37 @@ for (const backend of ['wasm', 'cpu'] as const) {
     assert.throws(() => q.dequantize(), /after dispose/);
   });
 }
+
+test('wasm: whole blocks run the SIMD loop, bit for bit, with absmax on the heap or off it; other block sizes are declined', async () => {
+  await useBackend('wasm');
+  const heap = (t: tf.Tensor) => (tf.backend() as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array }).typedArrayFromHeap(t);
+  for (const quantType of ['nf4', 'fp4'] as const) {
+    for (const blockSize of [32, 64, 256]) {
+      const [rows, cols] = [24, 80]; // n = 1920: a short last block at 256
+      const q = QuantizedWeight.fromHost(randomWeight(rows, cols, blockSize), { quantType, blockSize, doubleQuant: false });
+      const ref = dequantizeWeightReference(q.toQuantized(), q.state);
+      const { tensors } = q.kernelOperands();
+      const out = tf.zeros([rows * cols]);
+      const whole = Math.floor((rows * cols) / blockSize) * blockSize;
+      for (const [where, absmax] of [['heap', heap(tensors.absmax!) as Float32Array], ['host', new Float32Array(tensors.absmax!.dataSync())]] as const) {
+        const view = heap(out) as Float32Array;
+        view.fill(7);
+        const wrote = dequantizeBlocksSimd(view, heap(tensors.packed) as Int32Array, absmax, levelsOf(quantType), rows * cols, blockSize);
+        assert.equal(wrote, whole, `${quantType} block ${blockSize}, absmax on the ${where}: values written`);
+        const got = (heap(out) as Float32Array).slice();
+        assert.equal(firstBitDifference(got.subarray(0, whole), ref.subarray(0, whole)), -1, `${quantType} block ${blockSize} (${where}): W`);
+        assert.ok(got.subarray(whole).every((v) => v === 7), 'nothing written past the whole blocks');
+      }
+      out.dispose();
+      q.dispose();
+    }
+  }
+  const host = new Float32Array(64);
+  assert.equal(dequantizeBlocksSimd(host, new Int32Array(8), new Float32Array(1), levelsOf('nf4'), 64, 64), 0, 'host arrays: declined');
+  const w = tf.zeros([96]), p = tf.zeros([12], 'int32');
+  assert.equal(dequantizeBlocksSimd(heap(w) as Float32Array, heap(p) as Int32Array, new Float32Array(2), levelsOf('nf4'), 96, 48), 0, 'blocks of 48: declined');
+  tf.dispose([w, p]);
+});
 
 test('host slow path (backend without the kernel) equals the reference', async () => {
   await useBackend('cpu');

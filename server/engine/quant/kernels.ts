@@ -14,6 +14,7 @@
 // blocks of blockSize consecutive values of the flattened W.
 import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from './codebooks';
+import { dequantizeBlocksSimd } from '../kernels/wasmDequantize4bit';
 import { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
 
 export { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
@@ -50,7 +51,11 @@ export function dequantize4bitInto(out: Float32Array, arrays: Dequantize4bitArra
   if (out.length !== rows * cols) throw new Error(`Dequantize4bit: output holds ${out.length} values, W has ${rows * cols}`);
   const levels = levelsOf(attrs.quantType);
   const absmax = decodeAbsmax(arrays, attrs);
-  if (!attrs.transpose) writeRowMajor(out, arrays.packed, absmax, levels, rows * cols, attrs.blockSize);
+  if (!attrs.transpose) {
+    // On the wasm heap, whole blocks take the SIMD loop (../kernels/wasmDequantize4bit.ts); the rest, and host arrays, this one.
+    const done = dequantizeBlocksSimd(out, arrays.packed, absmax, levels, rows * cols, attrs.blockSize);
+    writeRowMajor(out, arrays.packed, absmax, levels, rows * cols, attrs.blockSize, done / attrs.blockSize);
+  }
   else if (cols % 8 === 0) writeTransposedTiled(out, arrays.packed, absmax, levels, rows, cols, attrs.blockSize);
   else writeTransposedAnyShape(out, arrays.packed, absmax, levels, rows, cols, attrs.blockSize);
 }
@@ -60,12 +65,12 @@ function nibble(v: number, j: number): number {
   return (v >>> (((j >> 1) << 3) + ((j & 1) ^ 1) * 4)) & 15;
 }
 
-/** W in storage order: a table of the 16 levels scaled once per block, eight lookups per word. */
-function writeRowMajor(out: Float32Array, packed: Int32Array, absmax: Float32Array, levels: Float32Array, n: number, blockSize: number): void {
+/** W in storage order from block `firstBlock` on: a table of the 16 levels scaled once per block, eight lookups per word. */
+function writeRowMajor(out: Float32Array, packed: Int32Array, absmax: Float32Array, levels: Float32Array, n: number, blockSize: number, firstBlock = 0): void {
   const scaled = new Float32Array(16);
   const wordsPerBlock = blockSize >> 3;
   const fullWords = n >> 3;
-  for (let b = 0; b < absmax.length; b++) {
+  for (let b = firstBlock; b < absmax.length; b++) {
     const s = absmax[b];
     for (let k = 0; k < 16; k++) scaled[k] = levels[k] * s;
     const wEnd = Math.min(fullWords, (b + 1) * wordsPerBlock);
@@ -82,7 +87,7 @@ function writeRowMajor(out: Float32Array, packed: Int32Array, absmax: Float32Arr
     }
   }
   // A last word only partly filled (n % 8 values).
-  for (let i = fullWords << 3; i < n; i++) out[i] = levels[nibble(packed[i >> 3], i & 7)] * absmax[Math.floor(i / blockSize)];
+  for (let i = Math.max(fullWords << 3, firstBlock * blockSize); i < n; i++) out[i] = levels[nibble(packed[i >> 3], i & 7)] * absmax[Math.floor(i / blockSize)];
 }
 
 // Rows of W handled together in the transposed layout: TILE consecutive outputs per column
