@@ -1,10 +1,13 @@
 // The fused head + cross-entropy over vocabulary chunks against a float64 implementation:
-// the loss, and its gradient in h by central differences; and the compact bf16 table.
+// the loss, and its gradient in h by central differences (on wasm with the native provider,
+// each chunk is one native call each way, checked to have run and to equal the tfjs
+// kernels); and the compact bf16 table.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../server/engine/tf';
 import { initBackend } from '../../server/engine/backend';
-import { chunkedLinearCrossEntropy, chunkedLogits } from '../../server/engine/model/chunkedLoss';
+import { chunkedLinearCrossEntropy, chunkedLogits, lseChunkRunsNative } from '../../server/engine/model/chunkedLoss';
+import { activeNativeProvider, setNativeKernels } from '../../server/engine/kernels/nativeBatchMatMul';
 import { FrozenTable } from '../../server/engine/model/frozenTable';
 import { Rng } from '../../server/engine/rng';
 
@@ -24,6 +27,41 @@ function hostLoss(h: Float64Array, W: Float64Array, targets: Int32Array, w: Floa
   }
   return total / Math.max(count, 1);
 }
+
+test('wasm, native provider: each vocabulary chunk is one native call each way, and equals the tfjs kernels (loss 1e-6, dL/dh 1e-5 relative)', async (t) => {
+  await initBackend('wasm');
+  if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
+  const rng = new Rng(5);
+  const head = FrozenTable.fromFloat32(Float32Array.from({ length: V * C }, () => rng.normal()), V, C);
+  const h = tf.tensor2d(Float32Array.from({ length: N * C }, () => rng.normal() * 0.5), [N, C]);
+  const wT = tf.tensor1d(Float32Array.from([1, 0, 1, 1, 0.5, 1]));
+  const targets = Int32Array.from([1, 2, 3, 4, 5, 49]);
+  const run = () => {
+    const f = (x: tf.Tensor) => chunkedLinearCrossEntropy(x as tf.Tensor2D, head, targets, wT, 16);
+    const g = tf.grad(f)(h), l = f(h);
+    const out = { loss: l.dataSync()[0], g: g.dataSync().slice() };
+    tf.dispose([g, l]);
+    return out;
+  };
+  try {
+    assert.ok(lseChunkRunsNative());
+    const prof = await tf.profile(() => { run(); });
+    const names = prof.kernelNames;
+    assert.ok(names.includes('QloraLseChunk') && names.includes('QloraLseChunkGrad'), `native chunk kernels ran (${names})`);
+    assert.ok(!names.includes('Exp') && !names.includes('Transpose'), `no tfjs exp or transpose over the chunks (${names})`);
+    const native = run();
+    setNativeKernels(false);
+    assert.equal(lseChunkRunsNative(), false);
+    const plain = run();
+    assert.ok(Math.abs(native.loss - plain.loss) <= 1e-6 * Math.abs(plain.loss), `loss ${native.loss} vs ${plain.loss}`);
+    let d = 0, n = 0;
+    for (let i = 0; i < plain.g.length; i++) { d += (native.g[i] - plain.g[i]) ** 2; n += plain.g[i] ** 2; }
+    assert.ok(Math.sqrt(d / n) < 1e-5, `dL/dh relative difference ${Math.sqrt(d / n)}`);
+  } finally {
+    setNativeKernels(true);
+    tf.dispose([h, wT]);
+  }
+});
 
 for (const backend of ['wasm', 'cpu'] as const) {
   test(`${backend}: chunked linear + cross-entropy: loss and dL/dh match float64 (central differences), any chunk size`, async () => {

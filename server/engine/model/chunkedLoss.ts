@@ -11,8 +11,18 @@
 // and lse): dh = sum_chunks coef * softmax_chunk W_chunk - coef * W[t], coef_n = dy w_n / den.
 // Products are plain (W_chunk stays in its stored (v, C) layout): z^T = W_c h^T is (v, N),
 // and the backward transposes the small (v, N) probabilities instead of the weights.
+// Where the native provider runs, each chunk is one native call each way instead
+// (kernels/nativeLogSumExp.ts: the transposes taken by the products, the exps threaded).
 import { tf } from '../tf';
+import { transposesAreFree } from '../kernels/nativeBatchMatMul';
+import { LSE_CHUNK, LSE_CHUNK_GRAD } from '../kernels/nativeLogSumExp';
+import { fusedHere, runFused } from '../ops/hostKernel';
 import type { FrozenTable } from './frozenTable';
+
+/** Whether each vocabulary chunk runs as one native call each way here. */
+export function lseChunkRunsNative(): boolean {
+  return transposesAreFree() && fusedHere(LSE_CHUNK);
+}
 
 /** Vocabulary rows per chunk: (N, v) fp32 scores plus a (v, C) dequantized head slice. */
 export const DEFAULT_VOCAB_CHUNK = 4096;
@@ -46,9 +56,19 @@ export function chunkedLinearCrossEntropy(h: tf.Tensor2D, head: FrozenTable, tar
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [hS, lseS] = saved as [tf.Tensor2D, tf.Tensor2D];
         const coef = tf.tidy(() => tf.mul(tf.div(weights, tf.maximum(tf.sum(weights), 1)), dy)); // (N,)
-        const hT = tf.transpose(hS); // (C, N), once
         const coefRow = tf.reshape(coef, [1, N]);
         let dh = tf.tidy(() => tf.neg(tf.mul(head.gather(targets), tf.reshape(coef, [N, 1])))) as tf.Tensor2D;
+        if (lseChunkRunsNative()) {
+          for (let v0 = 0; v0 < V; v0 += chunk) {
+            const next = tf.tidy(() => runFused<tf.Tensor2D>(LSE_CHUNK_GRAD,
+              { h: hS, w: head.rows2d(v0, Math.min(V, v0 + chunk)), lse: lseS, coef: coefRow, dh }));
+            dh.dispose();
+            dh = next;
+          }
+          tf.dispose([coef, coefRow]);
+          return dh;
+        }
+        const hT = tf.transpose(hS); // (C, N), once
         for (let v0 = 0; v0 < V; v0 += chunk) {
           const next = tf.tidy(() => {
             const wc = head.rows2d(v0, Math.min(V, v0 + chunk)); // (v, C)
@@ -69,13 +89,15 @@ export function chunkedLinearCrossEntropy(h: tf.Tensor2D, head: FrozenTable, tar
 /** log sum_j exp(h W_j) per row as (1, N), one vocabulary chunk at a time. */
 function logSumExp(h: tf.Tensor2D, head: FrozenTable, V: number, chunk: number): tf.Tensor2D {
   const N = h.shape[0];
-  const hT = tf.transpose(h); // (C, N)
+  const native = lseChunkRunsNative();
+  const hT = native ? undefined : tf.transpose(h); // (C, N)
   let m = tf.fill([1, N], -Infinity) as tf.Tensor2D;
   let s = tf.zeros([1, N]) as tf.Tensor2D;
   for (let v0 = 0; v0 < V; v0 += chunk) {
     const [m2, s2] = tf.tidy(() => {
+      if (native) return runFused<tf.Tensor2D[]>(LSE_CHUNK, { h, w: head.rows2d(v0, Math.min(V, v0 + chunk)), m, s });
       const wc = head.rows2d(v0, Math.min(V, v0 + chunk));
-      const zT = tf.matMul(wc, hT); // (v, N)
+      const zT = tf.matMul(wc, hT!); // (v, N)
       const mNew = tf.maximum(m, tf.max(zT, 0, true));
       const sNew = tf.add(tf.mul(s, tf.exp(tf.sub(m, mNew))), tf.sum(tf.exp(tf.sub(zT, mNew)), 0, true));
       return [mNew, sNew] as tf.Tensor2D[];
@@ -85,7 +107,8 @@ function logSumExp(h: tf.Tensor2D, head: FrozenTable, V: number, chunk: number):
     s = s2;
   }
   const lse = tf.tidy(() => tf.add(m, tf.log(s))) as tf.Tensor2D;
-  tf.dispose([hT, m, s]);
+  tf.dispose([m, s]);
+  hT?.dispose();
   return lse;
 }
 

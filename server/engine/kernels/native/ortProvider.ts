@@ -52,7 +52,7 @@ export interface NativeProvider {
    * more than it saves on a few hundred thousand values (SwiGLU at 352K: 0.5 ms on one
    * thread, 0.9 ms on two).
    */
-  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array | Uint8Array, readonly number[]]>,
+  runGraph(key: string, graph: () => GraphSpec, inputs: Record<string, [Float32Array | Uint8Array | BigInt64Array, readonly number[]]>,
     outputs: Record<string, [Float32Array, readonly number[]]>, opts?: { singleThread?: boolean }): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
@@ -136,7 +136,7 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     const s = session(key, graph, opts?.singleThread ? 1 : provider.threads);
     provider.calls++;
     const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
-    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor(d instanceof Uint8Array ? 'uint8' : 'float32', d, dims);
+    for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor(d instanceof Uint8Array ? 'uint8' : d instanceof BigInt64Array ? 'int64' : 'float32', d, dims);
     for (const [n, [d, dims]] of Object.entries(outputs)) fetches[n] = new Tensor('float32', d, dims);
     s.run(feeds, fetches, runOptions);
   };
