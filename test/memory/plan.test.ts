@@ -11,7 +11,7 @@ import { loadConfigFile } from '../../server/config/load';
 import { configText } from '../../server/config/write';
 import { parseHfConfig } from '../../server/engine/formats/hfConfig';
 import { checkMemoryPlan, fittingSeqLen, memoryBudget, MemoryPlanError, overBudget } from '../../server/engine/memory/preflight';
-import { planMemory, type MemoryPlanInput } from '../../server/engine/memory/plan';
+import { NATIVE_RUNTIME_BYTES, planMemory, type MemoryPlanInput } from '../../server/engine/memory/plan';
 import { LINEAR_MODULES } from '../../server/engine/model/config';
 import { train } from '../../server/engine/train/trainer';
 import { RECIPES } from '../tools/make-model';
@@ -35,6 +35,19 @@ test('the plan grows with sequence, batch and rank; checkpointing and quantizati
   assert.equal(tied.bytes, 49152 * 576 * 2);
   assert.equal(tied.where, 'host');
   assert.equal(planMemory(input('tinyllama-1.1b')).parts.find((p) => p.name === 'tables')!.bytes, 2 * 32000 * 2048 * 2);
+});
+
+test('on wasm the native kernels\' memory is a host part of the peak, growing with T; not on cpu or with them off', () => {
+  const part = (over: Partial<MemoryPlanInput>) => planMemory(input('smollm2-135m', over)).parts.find((p) => p.name === 'nativeKernels');
+  const at256 = part({})!;
+  assert.equal(at256.where, 'host');
+  assert.ok(at256.bytes > NATIVE_RUNTIME_BYTES, 'the fixed share plus per-call buffers');
+  assert.ok(part({ seqLen: 1024 })!.bytes > at256.bytes, 'attention scores and the loss chunk grow with T');
+  assert.equal(part({ backend: 'cpu' }), undefined);
+  assert.equal(part({ nativeKernels: false }), undefined);
+  const on = planMemory(input('smollm2-135m')), off = planMemory(input('smollm2-135m', { nativeKernels: false }));
+  assert.equal(on.rssPeak - off.rssPeak, at256.bytes);
+  assert.equal(on.loadPeak, off.loadPeak, 'the arenas fill while training, not while loading');
 });
 
 test('a run over the wasm heap is refused with its largest parts and a max_seq_len / micro_batch_size that fits', () => {

@@ -37,11 +37,13 @@ export interface MemoryPlanInput {
   mode?: 'train' | 'eval';
   /** Vocabulary rows per chunk of the fused head + loss (model/chunkedLoss.ts). */
   vocabChunk?: number;
+  /** Whether the native CPU kernels (onnxruntime-node) run beside wasm; on wasm they do unless told otherwise. */
+  nativeKernels?: boolean;
 }
 
 export type PartName =
   | 'baseWeights' | 'smallWeights' | 'tables' | 'lora' | 'gradients' | 'optimizerStep' | 'savedActivations' | 'blockActivations'
-  | 'lossChunk' | 'workspace' | 'runtime';
+  | 'lossChunk' | 'workspace' | 'runtime' | 'nativeKernels';
 
 /**
  * When a part is alive: 'resident' for the whole run; 'backward' at the peak of the
@@ -89,6 +91,15 @@ export const WASM_HEAP_LIMIT = 3.9e9;
 
 /** Node, TensorFlow.js and the wasm module with nothing loaded (measured: 150-170 MB RSS). */
 export const RUNTIME_BYTES = 170 * 2 ** 20;
+
+/**
+ * The native kernels' fixed share: onnxruntime's library, one arena per session (a session
+ * per kind of call) and the free memory glibc's allocator keeps after the provider raised
+ * its thresholds (kernels/native/mallocPrimer.ts, up to 64 MB). Measured: SmolLM2-135M at
+ * T 256 peaked 173 MiB higher with the provider than without it, of which the per-call
+ * buffers below are about 35 MiB.
+ */
+export const NATIVE_RUNTIME_BYTES = 136 * 2 ** 20;
 /** A tokenizer.json's parsed vocabulary and merges, per vocabulary entry (measured ~1 KB). */
 export const TOKENIZER_BYTES_PER_TOKEN = 1024;
 
@@ -172,6 +183,14 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     { name: 'tables', label: `embedding${tables === 2 ? ' and head' : ' (tied head)'} in bf16`, bytes: tables * tableElements * 2, where: 'host', phase: 'resident' },
     { name: 'runtime', label: 'Node, TensorFlow.js and the tokenizer', bytes: RUNTIME_BYTES + m.vocabSize * TOKENIZER_BYTES_PER_TOKEN, where: 'host', phase: 'resident' },
   ];
+  if (backend === 'wasm' && (input.nativeKernels ?? true)) {
+    // What the native calls' arenas hold at their largest, beside the fixed share: a 4-bit
+    // weight dequantized inside the forward product (MatMulBnb4), attention's (B, nh, T, T)
+    // scores and their gradients (about six), and a loss chunk's (v, N) scores (about four).
+    const perCall = largestProjection * 4 + 6 * Math.max(1, input.microBatch) * nh * T * T * 4 + 4 * N * chunk * 4;
+    parts.push({ name: 'nativeKernels', label: 'native CPU kernels (onnxruntime): library, arenas and kept buffers',
+      bytes: NATIVE_RUNTIME_BYTES + perCall, where: 'host', phase: 'resident' });
+  }
   const sum = (where: 'heap' | 'host', phase?: PartPhase) =>
     parts.filter((p) => p.where === where && (phase === undefined || p.phase === phase)).reduce((a, p) => a + p.bytes, 0);
   const tensorPeak = sum('heap', 'resident') + Math.max(sum('heap', 'backward'), sum('heap', 'optimizer'));
@@ -183,7 +202,9 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   // flight (bits and fp32). Measured: SmolLM2-135M 423 MB, Llama-3.2-1B 2.38 GB.
   const runtime = parts.find((p) => p.name === 'runtime')!.bytes;
   const whileTables = runtime + (tables - 1) * tableElements * 2 + tableElements * 8;
-  const resident = sum('heap', 'resident') - parts.find((p) => p.name === 'lora')!.bytes + host;
+  // The native calls' arenas fill during training, not while the model loads.
+  const native = parts.find((p) => p.name === 'nativeKernels')?.bytes ?? 0;
+  const resident = sum('heap', 'resident') - parts.find((p) => p.name === 'lora')!.bytes + host - native;
   const loadPeak = Math.max(whileTables, resident + largestProjection * 6);
   const onWasm = backend === 'wasm';
   return {
