@@ -49,6 +49,7 @@ export function stepFlops(c: LlamaConfig, B: number, T: number, r: number): numb
 }
 
 interface Samples { wall: number[]; cpu: number[] }
+const SETTLE_MS = 300;
 interface Contender { label: string; samples: Samples; kernels?: number; run(n: number): Promise<void> }
 
 const median = (xs: number[]) => { const s = [...xs].sort((p, q) => p - q); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -160,7 +161,11 @@ async function peer(label: string, python: string, env: Record<string, string>):
       closers.push(p.close);
     }
   }
-  for (let r = 0; r < rounds; r++) for (const c of contenders) await c.run(steps);
+  // A pause before each contender's round: OpenBLAS's threads (the peer's) keep spinning for
+  // a while after a call returns, and a round started then finds one core taken; every
+  // contender gets the same settled start.
+  const settle = () => new Promise((done) => setTimeout(done, SETTLE_MS));
+  for (let r = 0; r < rounds; r++) for (const c of contenders) { await settle(); await c.run(steps); }
   closers.forEach((c) => c());
   o.dispose();
 
