@@ -12,17 +12,11 @@
 // one graph the intermediates stay in ORT's arena, and only (B, h, T, hs) tensors come
 // out. Recomputing P costs one q k^T product and a softmax (a few per cent of the step's
 // products); keeping it would cost a (B, h, T, T) output forward and a saved tensor.
-import { tf } from '../tf';
-import { activeNativeProvider } from './nativeBatchMatMul';
+import { registerGraphKernel } from './native/graphKernel';
 import { FLOAT, type GraphSpec, type NodeSpec, type ValueInfo } from './native/onnxGraph';
 
 export const ATTENTION = 'QloraAttention';
 export const ATTENTION_GRAD = 'QloraAttentionGrad';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 const mm = (a: string, b: string, y: string, o: { alpha?: number; transA?: boolean; transB?: boolean } = {}): NodeSpec => ({
   opType: 'FusedMatMul', domain: 'com.microsoft', inputs: [a, b], outputs: [y],
@@ -80,27 +74,15 @@ function check(name: string, shapes: Record<string, readonly number[]>): number[
 }
 
 function register(name: string, inputs: string[], outputs: string[], graph: (scale: number, maskRank: number) => GraphSpec): void {
-  if (tf.getKernel(name, 'wasm')) return;
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const p = activeNativeProvider();
-      if (!p) throw new Error(`${name}: the native provider is not running (callers check attentionRunsNative())`);
-      const { scale } = args.attrs as unknown as { scale: number };
-      const infos = inputs.map((n) => args.inputs[n] as tf.TensorInfo);
-      const shape = check(name, Object.fromEntries(inputs.map((n, k) => [n, infos[k].shape])));
-      const maskRank = infos[inputs.indexOf('mask')].shape.length;
-      const wasm = args.backend as unknown as WasmBackendLike;
-      const outInfos = outputs.map(() => wasm.makeOutput(shape, 'float32'));
-      // Views after every allocation: growing the heap detaches older views.
-      const feeds: Record<string, [Float32Array, number[]]> = {};
-      inputs.forEach((n, k) => { feeds[n] = [wasm.typedArrayFromHeap(infos[k]) as Float32Array, infos[k].shape]; });
-      if (outputs.length > 1) feeds.len = [new Float32Array([shape[2]]), []];
-      const fetches: Record<string, [Float32Array, number[]]> = {};
-      outputs.forEach((n, k) => { fetches[n] = [wasm.typedArrayFromHeap(outInfos[k]) as Float32Array, shape]; });
-      p.runGraph(`${name}:${scale}:${maskRank}`, () => graph(scale, maskRank), feeds, fetches);
-      return outInfos.length === 1 ? outInfos[0] : outInfos;
+  registerGraphKernel({
+    name, guard: 'attentionRunsNative()', inputs: () => inputs, outputs: () => outputs,
+    plan: (shapes, { scale }) => {
+      const shape = check(name, shapes);
+      const maskRank = shapes.mask.length;
+      return {
+        outShapes: outputs.map(() => shape), key: `${name}:${scale}:${maskRank}`, graph: () => graph(scale, maskRank),
+        ...(outputs.length > 1 ? { constants: { len: [new Float32Array([shape[2]]), []] } } : {}),
+      };
     },
   });
 }

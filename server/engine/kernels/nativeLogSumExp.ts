@@ -8,17 +8,11 @@
 // with a real vocabulary (49152 to 151936 rows) that is tens of millions of exps a step.
 // In one graph the (v, n) scores never leave ORT's arena, the exps are vectorized and
 // threaded, and no transpose is written out (the products take them).
-import { tf } from '../tf';
-import { activeNativeProvider } from './nativeBatchMatMul';
+import { registerGraphKernel } from './native/graphKernel';
 import { FLOAT, INT64, type GraphSpec, type NodeSpec, type ValueInfo } from './native/onnxGraph';
 
 export const LSE_CHUNK = 'QloraLseChunk';
 export const LSE_CHUNK_GRAD = 'QloraLseChunkGrad';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 const v2 = (name: string, d0: string | number, d1: string | number): ValueInfo => ({ name, elemType: FLOAT, dims: [d0, d1] });
 /** z = W_c h^T (v, n): the transpose taken in the product. */
@@ -74,26 +68,11 @@ function check(name: string, s: Record<string, readonly number[]>): [number, num
 }
 
 function register(name: string, inputs: string[], outputs: string[], outShape: (n: number, c: number) => number[], graph: () => GraphSpec): void {
-  if (tf.getKernel(name, 'wasm')) return;
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const p = activeNativeProvider();
-      if (!p) throw new Error(`${name}: the native provider is not running (callers check lseChunkRunsNative())`);
-      const infos = inputs.map((k) => args.inputs[k] as tf.TensorInfo);
-      const [n, c] = check(name, Object.fromEntries(inputs.map((k, i) => [k, infos[i].shape])));
-      const wasm = args.backend as unknown as WasmBackendLike;
-      const shape = outShape(n, c);
-      const outInfos = outputs.map(() => wasm.makeOutput(shape, 'float32'));
-      // Views after every allocation: growing the heap detaches older views.
-      const feeds: Record<string, [Float32Array | BigInt64Array, number[]]> = {};
-      inputs.forEach((k, i) => { feeds[k] = [wasm.typedArrayFromHeap(infos[i]) as Float32Array, infos[i].shape]; });
-      if (name === LSE_CHUNK) feeds.axis0 = [AXIS0, [1]];
-      const fetches: Record<string, [Float32Array, number[]]> = {};
-      outputs.forEach((k, i) => { fetches[k] = [wasm.typedArrayFromHeap(outInfos[i]) as Float32Array, shape]; });
-      p.runGraph(name, graph, feeds, fetches);
-      return outInfos.length === 1 ? outInfos[0] : outInfos;
+  registerGraphKernel({
+    name, guard: 'lseChunkRunsNative()', inputs: () => inputs, outputs: () => outputs,
+    plan: (shapes) => {
+      const [n, c] = check(name, shapes);
+      return { outShapes: outputs.map(() => outShape(n, c)), key: name, graph, ...(name === LSE_CHUNK ? { constants: { axis0: [AXIS0, [1]] } } : {}) };
     },
   });
 }

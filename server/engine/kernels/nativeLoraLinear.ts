@@ -26,6 +26,7 @@
 import { tf } from '../tf';
 import { activeNativeProvider } from './nativeBatchMatMul';
 import { FLOAT, UINT8, type GraphSpec, type NodeSpec } from './native/onnxGraph';
+import { registerGraphKernel } from './native/graphKernel';
 import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } from '../quant/kernels';
 
 export const LORA_LINEAR = 'QloraLoraLinear';
@@ -92,26 +93,12 @@ function dims(name: string, s: Shapes, wt: number): { n: number; i: number; o: n
 
 function register(name: string, inputsOf: (a: Attrs) => string[], outShapes: (s: Shapes, a: Attrs) => number[][],
   outputsOf: (a: Attrs) => string[], graph: (a: Attrs) => GraphSpec): void {
-  if (tf.getKernel(name, 'wasm')) return;
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const p = activeNativeProvider();
-      if (!p) throw new Error(`${name}: the native provider is not running (callers check loraLinearRuns())`);
-      const attrs = args.attrs as unknown as Attrs;
-      const inputs = inputsOf(attrs), outputs = outputsOf(attrs);
-      const infos = inputs.map((n) => args.inputs[n] as tf.TensorInfo);
-      const shapes: Shapes = Object.fromEntries(inputs.map((n, k) => [n, infos[k].shape]));
-      const wasm = args.backend as unknown as WasmBackendLike;
-      const shapesOut = outShapes(shapes, attrs);
-      const outInfos = shapesOut.map((s) => wasm.makeOutput(s, 'float32'));
-      // Views after every allocation: growing the heap detaches older views.
-      const feeds: Record<string, [Float32Array, number[]]> = {}, fetches: Record<string, [Float32Array, number[]]> = {};
-      inputs.forEach((n, k) => { feeds[n] = [wasm.typedArrayFromHeap(infos[k]) as Float32Array, infos[k].shape]; });
-      outputs.forEach((n, k) => { fetches[n] = [wasm.typedArrayFromHeap(outInfos[k]) as Float32Array, shapesOut[k]]; });
-      p.runGraph(`${name}:${attrs.scaling}:${attrs.wt}:${attrs.drop}`, () => graph(attrs), feeds, fetches);
-      return outInfos;
+  registerGraphKernel({
+    name, guard: 'loraLinearRuns()',
+    inputs: (a) => inputsOf(a as unknown as Attrs), outputs: (a) => outputsOf(a as unknown as Attrs),
+    plan: (shapes, a) => {
+      const attrs = a as unknown as Attrs;
+      return { outShapes: outShapes(shapes, attrs), key: `${name}:${attrs.scaling}:${attrs.wt}:${attrs.drop}`, graph: () => graph(attrs) };
     },
   });
 }
