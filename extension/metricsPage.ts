@@ -35,6 +35,7 @@ const MAX_COMPARED = 5;
 export class MetricsPages implements vscode.Disposable {
   private readonly pages = new Set<MetricsPage>();
   private readonly delays: number[] = [];
+  private nextDelayLog = 25;
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
@@ -96,9 +97,10 @@ export class MetricsPages implements vscode.Disposable {
     for (const p of this.pages) if (p !== from) p.post({ type: ToView.settings, settings });
   }
 
-  recordDelay(where: string, delayMs: number): void {
-    this.delays.push(delayMs);
-    if (this.delays.length % 25 === 0) {
+  recordDelays(where: string, delaysMs: number[]): void {
+    this.delays.push(...delaysMs);
+    if (this.delays.length >= this.nextDelayLog) {
+      this.nextDelayLog = this.delays.length + 25;
       const sorted = [...this.delays].sort((a, b) => a - b);
       const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))].toFixed(0);
       this.log(`metrics view (${where}): step-to-drawn delay over ${sorted.length} steps: p50 ${q(0.5)} ms, p95 ${q(0.95)} ms`);
@@ -209,7 +211,7 @@ export class MetricsPage implements vscode.Disposable {
       case ToHost.resume:
         return void vscode.commands.executeCommand(COMMANDS.resumeTraining, m.runId);
       case ToHost.drawn:
-        return this.pages.recordDelay(this.where, m.delayMs);
+        return this.pages.recordDelays(this.where, m.steps.map((s) => s.delayMs));
       case ToHost.settings:
         return this.pages.changeSettings(this, m.settings);
       case ToHost.export:

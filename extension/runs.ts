@@ -203,7 +203,9 @@ export class RunsController implements vscode.Disposable {
       this.log(`run ${runId}: ${r.level}: ${r.message}`);
     }
     this.progressChanged.fire(this.live);
-    if (r.type !== 'step' || r.step % 10 === 0) this.changed.fire();
+    // The Runs tree shows the step and loss: redrawn every 10 steps and at a state change,
+    // not at every record (each redraw is work for the workbench the Metrics view shares).
+    if (r.type === 'state' || (r.type === 'step' && r.step % 10 === 0)) this.changed.fire();
     if (r.type === 'state' || r.type === 'done' || r.type === 'error') void this.refresh().catch(() => {});
   }
 

@@ -3,6 +3,10 @@
 // (double-click resets; the page keeps every chart on the same x range), a log y scale,
 // and an empty state in words instead of placeholder axes. Coloured only from the
 // --vscode-* CSS variables, and rebuilt when the theme changes.
+// Cheap per step, because the page shares its main thread with the workbench: one plot
+// per chart for the page's life (a new run, a new line or an empty spell keeps it; only
+// the scale, the x axis or the theme rebuild it), and a chart scrolled out of sight
+// draws when it comes back into view, not at every step.
 import uPlot from 'uplot';
 import { clock, type ChartBuild, type LineSpec, type XAxis } from './chartData';
 import { compact, TIME_INCRS } from './metrics';
@@ -44,13 +48,21 @@ export class MetricChart {
   private plot: uPlot | undefined;
   private build: ChartBuild | undefined;
   private opts: ChartOptions = { log: false, xAxis: 'step', zoom: null };
-  private signature = '';
+  /** What the plot was built for (scale and x axis), and each of its lines. */
+  private plotKind = '';
+  private plotLines: string[] = [];
   private width = 300;
+  /** Near the viewport (an IntersectionObserver says); a chart out of it draws when it comes back. */
+  private visible = true;
+  /** An update not drawn yet (the chart was out of sight). */
+  private stale = false;
+  private shownTitle = '';
+  private shownEmpty: boolean | undefined;
   private readonly plotHost: HTMLElement;
   private readonly emptyEl: HTMLElement;
   private readonly readout: HTMLElement;
-  /** The y tick labels of the last draw (read by the end-to-end test). */
-  yTicks: string[] = [];
+  private readonly titleEl: Element | null;
+  private ticks: string[] = [];
 
   constructor(
     readonly host: HTMLElement,
@@ -63,36 +75,66 @@ export class MetricChart {
     this.readout = document.createElement('div');
     this.readout.className = 'readout';
     this.readout.hidden = true;
+    this.titleEl = host.querySelector('.chart-title');
     host.append(this.plotHost, this.emptyEl, this.readout);
     this.plotHost.addEventListener('dblclick', () => this.events.onZoom(null));
+    if (typeof IntersectionObserver === 'function') {
+      new IntersectionObserver(
+        (entries) => {
+          this.visible = entries[entries.length - 1].isIntersecting;
+          if (this.visible) this.flush();
+        },
+        // Drawn a little ahead of scrolling into view.
+        { rootMargin: '200px 0px' },
+      ).observe(host);
+    }
   }
 
-  /** Draws `build`; rebuilds the plot only when its lines, scale or axis changed. */
+  /** The y tick labels of the last draw (read by the end-to-end test). */
+  get yTicks(): string[] {
+    this.flush();
+    return this.ticks;
+  }
+
+  /** Shows `build`: drawn now when in sight, else when it comes into view. */
   update(build: ChartBuild, opts: ChartOptions): void {
     this.build = build;
     this.opts = opts;
-    const title = this.host.querySelector('.chart-title');
-    if (title) title.textContent = build.chart.title;
+    if (this.titleEl && this.shownTitle !== build.chart.title) this.titleEl.textContent = this.shownTitle = build.chart.title;
     const empty = build.points === 0;
-    this.host.classList.toggle('is-empty', empty);
-    this.emptyEl.textContent = empty ? build.chart.empty : '';
-    this.emptyEl.hidden = !empty;
-    this.plotHost.hidden = empty;
-    this.host.dataset.points = String(build.points);
-    if (empty) {
-      // No stale axes of an earlier run: the next point builds a fresh plot.
-      this.plot?.destroy();
-      this.plot = undefined;
-      this.signature = '';
-      return;
+    if (this.shownEmpty !== empty) {
+      this.shownEmpty = empty;
+      this.host.classList.toggle('is-empty', empty);
+      this.emptyEl.textContent = empty ? build.chart.empty : '';
+      this.emptyEl.hidden = !empty;
+      // The plot is kept, hidden: the next point redraws it with none of the earlier run's lines.
+      this.plotHost.hidden = empty;
     }
-    const signature = JSON.stringify([build.lines.map((l) => [l.label, l.colorVar, l.faint, l.points]), opts.log, opts.xAxis]);
-    if (signature !== this.signature || !this.plot) {
-      this.signature = signature;
+    const points = String(build.points);
+    if (this.host.dataset.points !== points) this.host.dataset.points = points;
+    this.stale = !empty;
+    if (this.visible) this.flush();
+  }
+
+  /** Draws what the last update asked for, if it is not drawn yet. */
+  private flush(): void {
+    if (!this.stale || !this.build) return;
+    this.stale = false;
+    const b = this.build;
+    const kind = JSON.stringify([this.opts.log, this.opts.xAxis]);
+    const lines = b.lines.map((l) => JSON.stringify([l.label, l.colorVar, l.faint, l.points]));
+    if (!this.plot || kind !== this.plotKind) {
       this.create();
     } else {
+      // Lines that came or went (an eval series appearing, another run's lines): changed in place.
+      let same = 0;
+      while (same < lines.length && same < this.plotLines.length && lines[same] === this.plotLines[same]) same++;
+      for (let i = this.plotLines.length - 1; i >= same; i--) this.plot.delSeries(i + 1);
+      for (let i = same; i < lines.length; i++) this.plot.addSeries(this.seriesOpts(b.lines[i]), i + 1);
       this.plot.setData(this.data(), false);
     }
+    this.plotKind = kind;
+    this.plotLines = lines;
     this.applyZoom();
   }
 
@@ -105,11 +147,17 @@ export class MetricChart {
 
   /** Rebuilds with the current theme's colours. */
   retheme(): void {
-    if (this.plot) this.create();
+    if (!this.plot) return;
+    this.plotKind = ''; // the next draw builds a new plot
+    if (this.build && this.build.points > 0) {
+      this.stale = true;
+      if (this.visible) this.flush();
+    }
   }
 
-  /** The x range drawn now. */
+  /** The x range drawn now (or that the chart will draw when it comes into view). */
   xRange(): [number, number] | null {
+    if (this.stale) return this.wantedRange();
     const x = this.plot?.scales.x;
     return x && x.min !== undefined && x.max !== undefined && x.min !== null && x.max !== null ? [x.min, x.max] : null;
   }
@@ -126,6 +174,7 @@ export class MetricChart {
 
   /** The plot as a PNG data URL, on the theme's background with the chart's title. */
   png(): string | undefined {
+    this.flush();
     const canvas = this.plot?.ctx.canvas;
     if (!canvas || !this.build) return undefined;
     const out = document.createElement('canvas');
@@ -147,12 +196,15 @@ export class MetricChart {
     return [b.x, ...b.ys] as uPlot.AlignedData;
   }
 
-  private applyZoom(): void {
-    const p = this.plot;
+  private wantedRange(): [number, number] | null {
     const b = this.build;
-    if (!p || !b || !b.x.length) return;
-    const [min, max] = this.opts.zoom ?? [b.x[0], b.x[b.x.length - 1] === b.x[0] ? b.x[0] + 1 : b.x[b.x.length - 1]];
-    p.setScale('x', { min, max });
+    if (!b || !b.x.length) return null;
+    return this.opts.zoom ?? [b.x[0], b.x[b.x.length - 1] === b.x[0] ? b.x[0] + 1 : b.x[b.x.length - 1]];
+  }
+
+  private applyZoom(): void {
+    const range = this.wantedRange();
+    if (this.plot && range) this.plot.setScale('x', { min: range[0], max: range[1] });
   }
 
   private create(): void {
@@ -169,7 +221,7 @@ export class MetricChart {
     const axis: uPlot.Axis = { stroke: fg, font, labelFont, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     const yValues = (_u: uPlot, vals: number[]) => {
       const out = vals.map((v) => (v == null ? '' : fmtY(v)));
-      this.yTicks = out;
+      this.ticks = out;
       return out;
     };
     // Wide enough for the longest tick label: none is clipped ("0.005", "19.6").
@@ -192,19 +244,7 @@ export class MetricChart {
         { ...axis, label: b.xLabel, labelSize: 14, size: 28, space: 50, ...(this.opts.xAxis === 'time' ? { incrs: TIME_INCRS } : {}), values: (_u, vals) => vals.map((v) => (v == null ? '' : fmtX(v))) },
         { ...axis, label: b.chart.yLabel, labelSize: 16, size: ySize, values: yValues, space: 22, ...(b.chart.tickIncrs && !this.opts.log ? { incrs: b.chart.tickIncrs } : {}) },
       ],
-      series: [
-        { label: b.xLabel },
-        ...b.lines.map((l): uPlot.Series => {
-          const color = cssVar(l.colorVar, fg);
-          return {
-            label: l.label,
-            stroke: l.points ? 'transparent' : l.faint ? withAlpha(color, 0.25) : color,
-            width: l.points ? 0 : l.faint ? 1 : 1.75,
-            spanGaps: !l.points,
-            points: l.points ? { show: true, size: 7, width: 1.5, stroke: color, fill: cssVar('--vscode-editor-background', '#fff') } : { show: false },
-          };
-        }),
-      ],
+      series: [{ label: b.xLabel }, ...b.lines.map((l) => this.seriesOpts(l))],
       hooks: {
         setCursor: [(u) => this.showReadout(u)],
         setSelect: [
@@ -219,6 +259,18 @@ export class MetricChart {
       },
     };
     this.plot = new uPlot(opts, this.data(), this.plotHost);
+  }
+
+  private seriesOpts(l: LineSpec): uPlot.Series {
+    const fg = cssVar('--vscode-descriptionForeground', cssVar('--vscode-foreground', 'gray'));
+    const color = cssVar(l.colorVar, fg);
+    return {
+      label: l.label,
+      stroke: l.points ? 'transparent' : l.faint ? withAlpha(color, 0.25) : color,
+      width: l.points ? 0 : l.faint ? 1 : 1.75,
+      spanGaps: !l.points,
+      points: l.points ? { show: true, size: 7, width: 1.5, stroke: color, fill: cssVar('--vscode-editor-background', '#fff') } : { show: false },
+    };
   }
 
   /** Every line's value at the hovered x; eval points marked with a diamond. */

@@ -4,6 +4,9 @@
 // live tail) and redraws. Runs picked for comparison are drawn beside the shown one.
 // What the user sets (smoothing, log scale, x axis) goes to the extension, which hands it
 // to every other Metrics page, so the sidebar and the editor view look the same.
+// The page shares its main thread with the whole workbench (a webview is an iframe of
+// it), so a step costs it little: messages are drawn once per frame, however many came,
+// and only what changed is written to the DOM (see charts.ts for the charts' share).
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import 'uplot/dist/uPlot.min.css';
@@ -49,10 +52,20 @@ function progressBar(): HTMLElement {
 
 function showProgress(step: number, total: number | null): void {
   const bar = $('progress');
-  bar.setAttribute('aria-valuemax', String(total ?? 0));
-  bar.setAttribute('aria-valuenow', String(step));
+  setAttr(bar, 'aria-valuemax', String(total ?? 0));
+  setAttr(bar, 'aria-valuenow', String(step));
   const fraction = total ? Math.min(1, Math.max(0, step / total)) : 0;
-  $('progress-fill').style.transform = `scaleX(${fraction})`;
+  const fill = $('progress-fill');
+  const transform = `scaleX(${fraction})`;
+  if (fill.style.transform !== transform) fill.style.transform = transform;
+}
+
+/** Writes only what differs: an unchanged text or attribute costs the workbench no style or layout pass. */
+function setText(e: HTMLElement, text: string): void {
+  if (e.textContent !== text) e.textContent = text;
+}
+function setAttr(e: HTMLElement, name: string, value: string): void {
+  if (e.getAttribute(name) !== value) e.setAttribute(name, value);
 }
 
 function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement {
@@ -168,11 +181,19 @@ function drawCharts(): void {
     const build = buildChart(def, runs, settings);
     charts.get(def.id)!.update(build, { log: !!def.logToggle && settings.logLoss, xAxis: settings.xAxis, zoom });
   }
-  $('chart-loss').dataset.points = String(model.state.steps.length);
+  const points = String(model.state.steps.length);
+  const loss = $('chart-loss');
+  if (loss.dataset.points !== points) loss.dataset.points = points;
 }
+
+/** What the legend shows, to rebuild it only when that changes. */
+let legendKey = '';
 
 function renderLegend(runs: ShownRun[]): void {
   const legend = $('legend');
+  const key = JSON.stringify(runs.map((r) => [r.id, r.name, r.state.run?.configFile, r.state.state]));
+  if (key === legendKey) return;
+  legendKey = key;
   legend.replaceChildren(
     ...runs.map((r, i) => {
       const entry = el('span', { class: 'legend-entry', 'data-run': r.id, title: r.state.run?.configFile ?? r.id });
@@ -191,39 +212,65 @@ function renderLegend(runs: ShownRun[]): void {
   legend.hidden = runs.length < 2;
 }
 
+/** The stats row's keys (and titles) as built, and its value cells: a step updates the values in place. */
+let statKeys = '';
+let statValues: HTMLElement[] = [];
+
+function renderStats(rows: [string, string, string?][]): void {
+  const keys = JSON.stringify(rows.map(([k, , title]) => [k, title]));
+  if (keys !== statKeys) {
+    statKeys = keys;
+    statValues = rows.map(() => el('span', { class: 'value' }));
+    $('stats').replaceChildren(
+      ...rows.map(([k, , title], i) => {
+        const stat = el('span', { class: 'stat', ...(title ? { title } : {}) });
+        stat.append(el('span', { class: 'key' }, k), statValues[i]);
+        return stat;
+      }),
+    );
+  }
+  rows.forEach(([, v], i) => setText(statValues[i], v));
+}
+
 function render(): void {
   const s = model.state;
   $('empty').hidden = s.run !== null;
   $('run').hidden = s.run === null;
   const smoothing = $<HTMLInputElement>('smoothing');
-  smoothing.value = String(settings.smoothing);
-  $('smoothing-value').textContent = settings.smoothing.toFixed(2);
-  $<HTMLInputElement>('log-scale').checked = settings.logLoss;
-  $<HTMLSelectElement>('x-axis').value = settings.xAxis;
+  if (smoothing.value !== String(settings.smoothing)) smoothing.value = String(settings.smoothing);
+  setText($('smoothing-value'), settings.smoothing.toFixed(2));
+  const logScale = $<HTMLInputElement>('log-scale');
+  if (logScale.checked !== settings.logLoss) logScale.checked = settings.logLoss;
+  const xAxis = $<HTMLSelectElement>('x-axis');
+  if (xAxis.value !== settings.xAxis) xAxis.value = settings.xAxis;
   if (!s.run) return;
   const name = s.run.configFile.split(/[\\/]/).pop() ?? s.run.id;
-  $('run-name').textContent = name;
-  $('run-name').title = `${s.run.configFile}\nrun ${s.run.id}\noutput ${s.run.outputDir}`;
+  setText($('run-name'), name);
+  setAttr($('run-name'), 'title', `${s.run.configFile}\nrun ${s.run.id}\noutput ${s.run.outputDir}`);
   const state = s.state ?? s.run.state;
-  $('state-badge').textContent = state;
-  $('meta').textContent = [s.backend, s.device].filter(Boolean).join(' · ');
+  setText($('state-badge'), state);
+  setText($('meta'), [s.backend, s.device].filter(Boolean).join(' · '));
 
   const step = s.steps.at(-1) ?? s.run.step ?? 0;
   const total = s.totalSteps;
   showProgress(step, total);
   const elapsed = model.elapsedMs;
   const eta = model.etaMs;
-  $('progress-text').textContent = total
+  setText($('progress-text'), total
     ? [`step ${step} / ${total}`, elapsed !== null ? `elapsed ${formatDuration(elapsed)}` : '', eta !== null ? `ETA ${formatDuration(eta)}` : '']
         .filter(Boolean)
         .join(' · ')
     : state === 'queued' && s.run.queuePosition
       ? `queued, position ${s.run.queuePosition}`
-      : '';
-  ($('stop') as HTMLElement & { disabled: boolean }).disabled = !(state === 'training' || state === 'queued');
-  ($('resume') as HTMLElement & { disabled: boolean }).disabled = !RESUMABLE_STATES.includes(state);
-  $('message').textContent = s.message ?? '';
-  $('message').classList.toggle('error', state === 'error');
+      : '');
+  const stop = $('stop') as HTMLElement & { disabled: boolean };
+  const resume = $('resume') as HTMLElement & { disabled: boolean };
+  const stopOff = !(state === 'training' || state === 'queued');
+  const resumeOff = !RESUMABLE_STATES.includes(state);
+  if (stop.disabled !== stopOff) stop.disabled = stopOff;
+  if (resume.disabled !== resumeOff) resume.disabled = resumeOff;
+  setText($('message'), s.message ?? '');
+  if ($('message').classList.contains('error') !== (state === 'error')) $('message').classList.toggle('error', state === 'error');
 
   const last = (a: readonly (number | null)[]) => a.at(-1) ?? null;
   const rows: [string, string, string?][] = [];
@@ -236,16 +283,29 @@ function render(): void {
   if (peakRss !== null) rows.push(['process RSS', `${mib(last(s.rssBytes) ?? peakRss)} (peak ${mib(peakRss)})`, 'resident set size of the training process']);
   const estimate = s.run.memoryEstimateBytes;
   rows.push(['lens estimate', estimate ? `≈ ${mib(estimate)} peak` : '–', 'the .qlora code lens’s peak-memory estimate for this config']);
-  $('stats').replaceChildren(
-    ...rows.map(([k, v, title]) => {
-      const stat = el('span', { class: 'stat', ...(title ? { title } : {}) });
-      stat.append(el('span', { class: 'key' }, k), el('span', { class: 'value' }, v));
-      return stat;
-    }),
-  );
+  renderStats(rows);
   renderLegend(shownRuns());
   drawCharts();
-  $('logs').textContent = s.logs.join('\n');
+  setText($('logs'), s.logs.join('\n'));
+}
+
+/** Live steps received and not drawn yet: reported once the frame that draws them has. */
+interface Received { runId: string; step: number; time: number; arrived: number; sentAt: number | undefined }
+let received: Received[] = [];
+let frameQueued = false;
+
+/** Draws at the next frame, once for every message that came before it. */
+function renderSoon(): void {
+  if (frameQueued) return;
+  frameQueued = true;
+  requestAnimationFrame(() => {
+    frameQueued = false;
+    render();
+    // Drawn: the frame that shows these points is the one this callback is part of.
+    const drawn = received;
+    received = [];
+    for (const r of drawn) reportDrawn(r);
+  });
 }
 
 let saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -273,37 +333,57 @@ function exportChart(id: ChartId, format: 'csv' | 'png'): void {
   }
 }
 
-/** After the frame that shows them, reports how long ago the newest live step's record was written. */
-function reportDrawn(runId: string, records: RunRecord[], arrived: number, sentAt: number | undefined): void {
+/** Notes the newest step of a message, to report its delay once it is drawn. */
+function receivedStep(runId: string, records: RunRecord[], arrived: number, sentAt: number | undefined): void {
   const step = [...records].reverse().find((r) => r.type === 'step');
   if (!step || step.type !== 'step') return;
-  requestAnimationFrame(() => {
-    const delayMs = Date.now() - step.time;
-    if (delayMs > 60_000) return; // a replayed record, not a live one
-    drawLog.push({ runId, step: step.step, delayMs, arrivedMs: arrived - step.time, hostMs: sentAt === undefined ? null : sentAt - step.time });
-    vscode.postMessage({ type: ToHost.drawn, runId, step: step.step, delayMs });
-  });
+  if (arrived - step.time > 60_000) return; // a replayed record, not a live one
+  received.push({ runId, step: step.step, time: step.time, arrived, sentAt });
+  if (received.length > 100) received.shift(); // a page that draws no frames (hidden) keeps the newest
+}
+
+/** Delays not yet told to the extension, by run. */
+const drawnToTell = new Map<string, { step: number; delayMs: number }[]>();
+let drawnTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** How long ago the step's record was written, now that it is drawn. */
+function reportDrawn(r: Received): void {
+  const delayMs = Date.now() - r.time;
+  if (delayMs > 60_000) return; // a replayed record, not a live one
+  drawLog.push({ runId: r.runId, step: r.step, delayMs, arrivedMs: r.arrived - r.time, hostMs: r.sentAt === undefined ? null : r.sentAt - r.time });
+  // Told to the extension once a second, not per step: each message costs the workbench a round trip.
+  const batch = drawnToTell.get(r.runId) ?? [];
+  batch.push({ step: r.step, delayMs });
+  drawnToTell.set(r.runId, batch);
+  drawnTimer ??= setTimeout(() => {
+    drawnTimer = undefined;
+    for (const [runId, steps] of drawnToTell) vscode.postMessage({ type: ToHost.drawn, runId, steps });
+    drawnToTell.clear();
+  }, 1000);
 }
 
 function onMessage(m: ToViewMessage): void {
   switch (m.type) {
     case ToView.select:
-      if (model.select(m.run)) zoom = null;
-      render();
+      if (model.select(m.run)) {
+        zoom = null;
+        received = received.filter((r) => r.runId === model.runId);
+      }
+      renderSoon();
       saveNow();
       break;
     case ToView.records:
       if (m.runId === model.runId) {
         const arrived = Date.now();
         model.apply(m.records);
-        render();
-        reportDrawn(m.runId, m.records, arrived, m.sentAt);
+        receivedStep(m.runId, m.records, arrived, m.sentAt);
+        renderSoon();
         saveSoon();
       } else {
         const other = compared.get(m.runId);
         if (!other) return;
         other.apply(m.records);
-        render();
+        renderSoon();
       }
       break;
     case ToView.compare: {
@@ -314,12 +394,12 @@ function onMessage(m: ToViewMessage): void {
         known.select(r);
         compared.set(r.id, known);
       }
-      render();
+      renderSoon();
       break;
     }
     case ToView.settings:
       settings = m.settings;
-      render();
+      renderSoon();
       saveSoon();
       break;
     case ToView.health:

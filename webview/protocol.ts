@@ -29,7 +29,7 @@ export const ToHost = {
   stop: 'run/stop',
   /** Webview -> extension: the Resume button. */
   resume: 'run/resume',
-  /** Webview -> extension: a live step was drawn; `delayMs` from its record's time to the frame that showed it. */
+  /** Webview -> extension: live steps drawn, each with `delayMs` from its record's time to the frame that showed it (at most one message a second). */
   drawn: 'view/drawn',
   /** Webview -> extension: the user changed smoothing, log scale or x axis (every page follows). */
   settings: 'settings/change',
@@ -56,7 +56,7 @@ export type ToViewMessage = SelectMessage | RecordsMessage | HealthMessage | Com
 export interface ReadyMessage { type: typeof ToHost.ready; runId: string | null; lastEventId: number | null }
 export interface StopMessage { type: typeof ToHost.stop; runId: string }
 export interface ResumeMessage { type: typeof ToHost.resume; runId: string }
-export interface DrawnMessage { type: typeof ToHost.drawn; runId: string; step: number; delayMs: number }
+export interface DrawnMessage { type: typeof ToHost.drawn; runId: string; steps: { step: number; delayMs: number }[] }
 export interface SettingsChangedMessage { type: typeof ToHost.settings; settings: ViewSettings }
 export interface ExportMessage { type: typeof ToHost.export; format: 'csv' | 'png'; fileName: string; data: string }
 export interface UncompareMessage { type: typeof ToHost.uncompare; runId: string }
@@ -100,7 +100,7 @@ export function isToHostMessage(x: unknown): x is ToHostMessage {
     case ToHost.resume:
       return isStr(x.runId);
     case ToHost.drawn:
-      return isStr(x.runId) && isNum(x.step) && isNum(x.delayMs);
+      return isStr(x.runId) && Array.isArray(x.steps) && x.steps.every((s: unknown) => isObj(s) && isNum(s.step) && isNum(s.delayMs));
     case ToHost.settings:
       return isViewSettings(x.settings);
     case ToHost.export:

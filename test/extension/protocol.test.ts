@@ -52,7 +52,7 @@ describe('webview message protocol', () => {
       { type: ToHost.ready, runId: 'r1', lastEventId: 12 },
       { type: ToHost.stop, runId: 'r1' },
       { type: ToHost.resume, runId: 'r1' },
-      { type: ToHost.drawn, runId: 'r1', step: 3, delayMs: 12.5 },
+      { type: ToHost.drawn, runId: 'r1', steps: [{ step: 3, delayMs: 12.5 }, { step: 4, delayMs: 9 }] },
       { type: ToHost.settings, settings: { smoothing: 0, logLoss: false, xAxis: 'step' } },
       { type: ToHost.export, format: 'csv', fileName: 'r1-loss.csv', data: 'step,train\n1,3\n' },
       { type: ToHost.uncompare, runId: 'r2' },
@@ -60,7 +60,8 @@ describe('webview message protocol', () => {
     for (const m of good) assert.ok(isToHostMessage(m), JSON.stringify(m));
     const bad: unknown[] = [
       undefined, { type: ToHost.ready }, { type: ToHost.ready, runId: 'r1', lastEventId: '12' },
-      { type: ToHost.stop }, { type: ToHost.resume, runId: 3 }, { type: ToHost.drawn, runId: 'r1', step: 3, delayMs: Infinity },
+      { type: ToHost.stop }, { type: ToHost.resume, runId: 3 }, { type: ToHost.drawn, runId: 'r1', steps: [{ step: 3, delayMs: Infinity }] },
+      { type: ToHost.drawn, runId: 'r1', step: 3, delayMs: 12.5 },
       { type: ToHost.export, format: 'svg', fileName: 'x.svg', data: '' }, { type: ToHost.settings, settings: null },
       { type: ToView.select, run: null },
     ];
