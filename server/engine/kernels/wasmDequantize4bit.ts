@@ -11,57 +11,12 @@
 // apart and interleaved back into floats. Each value is then fl(level * absmax), one
 // float32 rounding, as the JavaScript loop computes it: the two agree bit for bit.
 //
-// The module is built here, byte by byte (no toolchain at install), once per codebook with
-// its planes as constants. Blocks of a multiple of 32 values only; the caller runs a short
-// last block, other block sizes and other backends in JavaScript.
-import { tf } from '../tf';
-
-/** The few parts of tfjs-backend-wasm's Emscripten module used here. */
-interface EmscriptenLike {
-  asm?: { memory?: WebAssembly.Memory };
-  _malloc(bytes: number): number;
-  _free(ptr: number): void;
-  HEAPU8: Uint8Array;
-}
+// The module is built with ./wasm/assemble.ts, once per codebook, its planes constants.
+// Blocks of a multiple of 32 values only; the caller runs a short last block, other block
+// sizes and other backends in JavaScript.
+import { advance, countDown, emscripten, moduleBytes, onHeap, onTheHeap, op, I32, V128 } from './wasm/assemble';
 
 type Deq = (codes: number, absmax: number, out: number, blocks: number, groups: number) => void;
-
-/** Unsigned LEB128, as the binary format writes sizes, counts and opcodes. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-/** Signed LEB128, for i32.const. */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) { out.push(b); return out; }
-    out.push(b | 0x80);
-  }
-}
-
-const SIMD = 0xfd;
-const op = {
-  localGet: (i: number) => [0x20, ...leb(i)], localSet: (i: number) => [0x21, ...leb(i)],
-  i32Const: (v: number) => [0x41, ...sleb(v)],
-  i32Add: [0x6a], i32Sub: [0x6b], i32Eqz: [0x45],
-  f32Load: [0x2a, 2, 0],
-  v128Load: [SIMD, 0x00, 0, 0],
-  v128Store: (offset: number) => [SIMD, 0x0b, 0, ...leb(offset)],
-  v128Const: (bytes: ArrayLike<number>) => [SIMD, 0x0c, ...Array.from(bytes)],
-  shuffle: (lanes: number[]) => [SIMD, 0x0d, ...lanes],
-  swizzle: [SIMD, 0x0e], f32x4Splat: [SIMD, 0x13], v128And: [SIMD, 0x4e], i8x16ShrU: [SIMD, 0x6d], f32x4Mul: [SIMD, ...leb(0xe6)],
-  block: [0x02, 0x40], loop: [0x03, 0x40], brIf: (d: number) => [0x0d, d], end: [0x0b],
-};
 
 // Lane patterns: the first and second halves of two vectors interleaved byte by byte, and
 // two interleaved byte pairs merged into four-byte floats.
@@ -90,8 +45,8 @@ function sixteen(planes: Uint8Array[], base: number): number[] {
   return code;
 }
 
-/** The module's bytes: deq(codes, absmax, out, blocks, groups), groups = 32-value groups per block. */
-function moduleBytes(levels: Float32Array): Uint8Array<ArrayBuffer> {
+/** deq(codes, absmax, out, blocks, groups), groups = 32-value groups per block. */
+function dequantizeModule(levels: Float32Array): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(levels.buffer.slice(levels.byteOffset, levels.byteOffset + 64));
   const planes = [0, 1, 2, 3].map((k) => Uint8Array.from({ length: 16 }, (_, j) => bytes[4 * j + k]));
   const body = [
@@ -101,63 +56,29 @@ function moduleBytes(levels: Float32Array): Uint8Array<ArrayBuffer> {
     ...op.localGet(ABSMAX), ...op.f32Load, ...op.f32x4Splat, ...op.localSet(S),
     ...op.localGet(GROUPS), ...op.localSet(G),
     ...op.loop, // 32-value groups of this block
-    ...op.localGet(CODES), ...op.v128Load, ...op.localSet(V),
+    ...op.localGet(CODES), ...op.v128Load(), ...op.localSet(V),
     ...op.localGet(V), ...op.i32Const(4), ...op.i8x16ShrU, ...op.localSet(HI), // even values: the high nibbles
     ...op.localGet(V), ...op.v128Const(new Uint8Array(16).fill(15)), ...op.v128And, ...op.localSet(LO),
     ...op.localGet(HI), ...op.localGet(LO), ...op.shuffle(INTERLEAVE_LOW), ...op.localSet(IDX),
     ...sixteen(planes, 0),
     ...op.localGet(HI), ...op.localGet(LO), ...op.shuffle(INTERLEAVE_HIGH), ...op.localSet(IDX),
     ...sixteen(planes, 64),
-    ...op.localGet(CODES), ...op.i32Const(16), ...op.i32Add, ...op.localSet(CODES),
-    ...op.localGet(OUT), ...op.i32Const(128), ...op.i32Add, ...op.localSet(OUT),
-    ...op.localGet(G), ...op.i32Const(1), ...op.i32Sub, ...op.localSet(G),
-    ...op.localGet(G), ...op.brIf(0),
+    ...advance(CODES, 16), ...advance(OUT, 128),
+    ...countDown(G),
     ...op.end,
-    ...op.localGet(ABSMAX), ...op.i32Const(4), ...op.i32Add, ...op.localSet(ABSMAX),
-    ...op.localGet(BLOCKS), ...op.i32Const(1), ...op.i32Sub, ...op.localSet(BLOCKS),
-    ...op.localGet(BLOCKS), ...op.brIf(0),
+    ...advance(ABSMAX, 4),
+    ...countDown(BLOCKS),
     ...op.end,
     ...op.end,
-    ...op.end, // function
   ];
-  const locals = [2, 1, 0x7f, 11, 0x7b]; // 1 i32, 11 v128
-  const fn = [...locals, ...body];
-  const section = (id: number, content: number[]) => [id, ...leb(content.length), ...content];
-  const name = (s: string) => [...leb(s.length), ...Array.from(Buffer.from(s))];
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 5, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]), // (i32 x 5) -> ()
-    ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 1]), // memory, at least one page
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('deq'), 0x00, 0]),
-    ...section(10, [1, ...leb(fn.length), ...fn]),
-  ]);
+  return moduleBytes([{ name: 'deq', params: [I32, I32, I32, I32, I32], locals: [[1, I32], [11, V128]], body }]);
 }
 
-let memoryOf: WebAssembly.Memory | undefined;
-const compiled = new Map<Float32Array, Deq>();
-
-function emscripten(): EmscriptenLike | undefined {
-  if (tf.getBackend() !== 'wasm') return undefined;
-  return (tf.backend() as unknown as { wasm?: EmscriptenLike }).wasm;
-}
-
+const levelKeys = new Map<Float32Array, string>();
 function deqFor(levels: Float32Array): Deq | undefined {
-  const em = emscripten();
-  const memory = em?.asm?.memory;
-  if (!memory || !(memory instanceof WebAssembly.Memory)) return undefined;
-  if (memory !== memoryOf) { compiled.clear(); memoryOf = memory; } // a new backend instance
-  let f = compiled.get(levels);
-  if (!f) {
-    try {
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(levels)), { env: { memory } });
-      f = instance.exports.deq as unknown as Deq;
-    } catch {
-      return undefined; // no SIMD in this runtime: the caller's JavaScript loop runs
-    }
-    compiled.set(levels, f);
-  }
-  return f;
+  let key = levelKeys.get(levels);
+  if (!key) levelKeys.set(levels, (key = `dequantize4bit:${levelKeys.size}`));
+  return onHeap(key, () => dequantizeModule(levels))?.deq as Deq | undefined;
 }
 
 /**
@@ -171,12 +92,12 @@ export function dequantizeBlocksSimd(out: Float32Array, packed: Int32Array, absm
   if (blockSize % 32 !== 0) return 0;
   const em = emscripten();
   const blocks = Math.floor(n / blockSize);
-  if (!em || blocks === 0 || out.buffer !== em.HEAPU8.buffer || packed.buffer !== em.HEAPU8.buffer) return 0;
+  if (!em || blocks === 0 || !onTheHeap(em, out, packed)) return 0;
   const deq = deqFor(levels);
   if (!deq) return 0;
   // Offsets before any allocation: growing the heap detaches the views.
   const codesAt = packed.byteOffset, outAt = out.byteOffset;
-  if (absmax.buffer === em.HEAPU8.buffer) {
+  if (onTheHeap(em, absmax)) {
     deq(codesAt, absmax.byteOffset, outAt, blocks, blockSize / 32);
     return blocks * blockSize;
   }

@@ -1,10 +1,12 @@
 // RMSNorm (Zhang & Sennrich 2019) as one fused kernel each way:
 //   y = x * r * w,  r = 1 / sqrt(mean(x^2) + eps) per row,
 //   dx = r * g - x * (r^3 / C) * sum(g * x),  g = dy * w;   dw = sum over rows of dy * x * r.
-// The composite form (five tfjs kernels forward, about fifteen backward) stays for
-// backends without the host kernel.
+// On the wasm heap the loops run as SIMD (../kernels/wasmRmsNorm.ts); the JavaScript ones
+// here serve the cpu backend and odd row lengths. The composite form (five tfjs kernels
+// forward, about fifteen backward) stays for backends without the host kernel.
 import { tf } from '../tf';
 import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
+import { rmsNormGradSimd, rmsNormSimd } from '../kernels/wasmRmsNorm';
 
 export const RMS_NORM = 'QloraRmsNorm';
 export const RMS_NORM_GRAD = 'QloraRmsNormGrad';
@@ -15,6 +17,7 @@ registerHostKernel({
   outputShapes: (s) => [s[0]],
   compute: ([x, w], [shape], { eps }, [y]) => {
     const C = shape[shape.length - 1], rows = x.length / C;
+    if (rmsNormSimd(x, w, y, C, eps)) return; // on the wasm heap, rows of a multiple of 4
     for (let r = 0; r < rows; r++) {
       const o = r * C;
       let ss = 0;
@@ -31,6 +34,7 @@ registerHostKernel({
   outputShapes: (s) => [s[1], s[2]],
   compute: ([dy, x, w], [, shape], { eps }, [dx, dw]) => {
     const C = shape[shape.length - 1], rows = x.length / C;
+    if (rmsNormGradSimd(dy, x, w, dx, dw, C, eps)) return;
     const acc = new Float64Array(C);
     for (let r = 0; r < rows; r++) {
       const o = r * C;
