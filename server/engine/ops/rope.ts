@@ -3,9 +3,12 @@
 //   y_i = x_i cos_i - x_{i+h} sin_i          (i < h = hs/2)
 //   y_i = x_i cos_i + x_{i-h} sin_i          (i >= h)
 // The map is a rotation per position, so its gradient is the same kernel with the angle
-// negated (`inverse`): dx = R^T dy. cos and sin are tables, not differentiated.
+// negated (`inverse`): dx = R^T dy. cos and sin are tables, not differentiated. On the wasm
+// heap the loop runs as SIMD (../kernels/wasmRope.ts); this one serves the cpu backend and
+// odd head sizes.
 import { tf } from '../tf';
 import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
+import { ropeSimd } from '../kernels/wasmRope';
 
 export const ROPE = 'QloraRope';
 
@@ -17,6 +20,7 @@ registerHostKernel({
     const hs = shape[3], T = shape[2], half = hs >> 1;
     if (tableShape[0] !== T || tableShape[1] !== hs) throw new Error(`${ROPE}: tables are [${tableShape}], x needs [${T},${hs}]`);
     const sign = inverse ? -1 : 1;
+    if (ropeSimd(x, cos, sin, y, T, hs, sign)) return; // on the wasm heap, head sizes of a multiple of 8
     const rows = x.length / hs;
     for (let r = 0; r < rows; r++) {
       const o = r * hs, t = (r % T) * hs;
