@@ -21,6 +21,12 @@ export interface HostKernelSpec {
    * mostly exp, which MLAS vectorizes and a JavaScript loop does at ~20 ns a value.
    */
   native?: (p: NativeProvider, inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[], outShapes: number[][]) => void;
+  /**
+   * The same kernel as a WebAssembly SIMD loop on the wasm heap (../kernels/wasm*.ts),
+   * tried first there: false where it does not apply (a shape it does not take), and then
+   * the native form or the JavaScript loop runs.
+   */
+  wasmSimd?: (inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[]) => boolean;
 }
 
 interface CpuBackendLike {
@@ -61,9 +67,11 @@ function runHost(spec: HostKernelSpec, backendName: 'cpu' | 'wasm', args: Parame
     // Views after every allocation: growing the heap detaches older views.
     const ins = infos.map((i) => wasm.typedArrayFromHeap(i) as Float32Array);
     const outs = outInfos.map((o) => wasm.typedArrayFromHeap(o) as Float32Array);
-    const p = nativeFused && spec.native && activeNativeProvider();
-    if (p) spec.native!(p, ins, shapes, attrs, outs, outShapes);
-    else spec.compute(ins, shapes, attrs, outs);
+    if (!spec.wasmSimd?.(ins, shapes, attrs, outs)) {
+      const p = nativeFused && spec.native && activeNativeProvider();
+      if (p) spec.native!(p, ins, shapes, attrs, outs, outShapes);
+      else spec.compute(ins, shapes, attrs, outs);
+    }
   } else {
     const cpu = args.backend as unknown as CpuBackendLike;
     const ins = infos.map((i) => cpu.data.get(i.dataId).values as Float32Array);

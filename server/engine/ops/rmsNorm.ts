@@ -15,9 +15,9 @@ registerHostKernel({
   name: RMS_NORM,
   inputs: ['x', 'weight'],
   outputShapes: (s) => [s[0]],
+  wasmSimd: ([x, w], [shape], { eps }, [y]) => rmsNormSimd(x, w, y, shape[shape.length - 1], eps),
   compute: ([x, w], [shape], { eps }, [y]) => {
     const C = shape[shape.length - 1], rows = x.length / C;
-    if (rmsNormSimd(x, w, y, C, eps)) return; // on the wasm heap, rows of a multiple of 4
     for (let r = 0; r < rows; r++) {
       const o = r * C;
       let ss = 0;
@@ -32,9 +32,9 @@ registerHostKernel({
   name: RMS_NORM_GRAD,
   inputs: ['dy', 'x', 'weight'],
   outputShapes: (s) => [s[1], s[2]],
+  wasmSimd: ([dy, x, w], [, shape], { eps }, [dx, dw]) => rmsNormGradSimd(dy, x, w, dx, dw, shape[shape.length - 1], eps),
   compute: ([dy, x, w], [, shape], { eps }, [dx, dw]) => {
     const C = shape[shape.length - 1], rows = x.length / C;
-    if (rmsNormGradSimd(dy, x, w, dx, dw, C, eps)) return;
     const acc = new Float64Array(C);
     for (let r = 0; r < rows; r++) {
       const o = r * C;

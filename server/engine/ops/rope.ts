@@ -16,11 +16,12 @@ registerHostKernel({
   name: ROPE,
   inputs: ['x', 'cos', 'sin'],
   outputShapes: (s) => [s[0]],
+  wasmSimd: ([x, cos, sin], [shape, tableShape], { inverse }, [y]) =>
+    tableShape[0] === shape[2] && tableShape[1] === shape[3] && ropeSimd(x, cos, sin, y, shape[2], shape[3], inverse ? -1 : 1),
   compute: ([x, cos, sin], [shape, tableShape], { inverse }, [y]) => {
     const hs = shape[3], T = shape[2], half = hs >> 1;
     if (tableShape[0] !== T || tableShape[1] !== hs) throw new Error(`${ROPE}: tables are [${tableShape}], x needs [${T},${hs}]`);
     const sign = inverse ? -1 : 1;
-    if (ropeSimd(x, cos, sin, y, T, hs, sign)) return; // on the wasm heap, head sizes of a multiple of 8
     const rows = x.length / hs;
     for (let r = 0; r < rows; r++) {
       const o = r * hs, t = (r % T) * hs;

@@ -2,10 +2,13 @@
 // silu(g) = g * sigmoid(g), as one kernel each way instead of sigmoid, mul, mul and a
 // backward of about eight kernels:
 //   du = dy * silu(g),  dg = dy * u * s * (1 + g * (1 - s)),  s = sigmoid(g).
+// On the wasm heap the loops run as SIMD (../kernels/wasmSwiglu.ts); where that does not
+// apply, the native provider's graphs, else the JavaScript loops.
 import { tf } from '../tf';
 import { customGrad, fusedHere, registerHostKernel, runFused } from './hostKernel';
 import { fastExp } from './fastExp';
 import { FLOAT } from '../kernels/native/onnxGraph';
+import { swigluGradSimd, swigluSimd } from '../kernels/wasmSwiglu';
 
 export const SWIGLU = 'QloraSwiGlu';
 export const SWIGLU_GRAD = 'QloraSwiGluGrad';
@@ -14,6 +17,7 @@ registerHostKernel({
   name: SWIGLU,
   inputs: ['gate', 'up'],
   outputShapes: (s) => [s[0]],
+  wasmSimd: ([g, u], shapes, _a, [y]) => { sameShape(shapes); return swigluSimd(g, u, y); },
   compute: ([g, u], shapes, _a, [y]) => {
     sameShape(shapes);
     for (let i = 0; i < g.length; i++) y[i] = (g[i] / (1 + fastExp(-g[i]))) * u[i];
@@ -39,6 +43,7 @@ registerHostKernel({
   name: SWIGLU_GRAD,
   inputs: ['dy', 'gate', 'up'],
   outputShapes: (s) => [s[1], s[2]],
+  wasmSimd: ([dy, g, u], _s, _a, [dg, du]) => swigluGradSimd(dy, g, u, dg, du),
   compute: ([dy, g, u], _s, _a, [dg, du]) => {
     for (let i = 0; i < g.length; i++) {
       const s = 1 / (1 + fastExp(-g[i]));
