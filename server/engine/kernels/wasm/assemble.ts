@@ -53,8 +53,8 @@ export const op = {
   shuffle: (lanes: number[]) => [...simd(0x0d), ...lanes],
   swizzle: simd(0x0e), f32x4Splat: simd(0x13), f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
   v128And: simd(0x4e), i8x16ShrU: simd(0x6d),
-  f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4Min: simd(0xe8), f32x4Max: simd(0xe9),
-  f32x4Nearest: simd(0x6a), i32x4TruncSatF32x4S: simd(0xf8), i32x4Shl: simd(0xab), i32x4Add: simd(0xae),
+  f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4PMin: simd(0xea), f32x4PMax: simd(0xeb),
+  i32x4Shl: simd(0xab), i32x4Add: simd(0xae),
   i32x4Splat: simd(0x11),
   block: [0x02, 0x40], loop: [0x03, 0x40], brIf: (depth: number) => [0x0d, depth], end: [0x0b],
 };
@@ -69,26 +69,31 @@ export const laneSum = (v: number) => [
   ...op.localGet(v), ...op.f32x4ExtractLane(2), ...op.f32Add, ...op.localGet(v), ...op.f32x4ExtractLane(3), ...op.f32Add,
 ];
 
-const splat = (v: number) => [...op.f32Const(v), ...op.f32x4Splat];
+/** Four lanes of one float32 constant, as a v128.const (one load; f32.const + splat is two instructions). */
+const splat = (v: number) => op.v128Const(new Uint8Array(Float32Array.of(v, v, v, v).buffer));
 
 /**
  * e^x of a v128 local, four lanes, left on the stack (uses the v128 locals n and r as
  * scratch): x clamped to [-87.3, 88.3] (float32's normal range, so 2^n stays finite), the
  * range reduction x = n ln2 + r with |r| <= ln2 / 2 (ln 2 split in two so n ln2_hi is
  * exact), a degree-6 Taylor polynomial for e^r (below 2e-7 relative, float32's rounding),
- * and 2^n built in the exponent bits. ops/fastExp.ts is the same in JavaScript.
+ * and 2^n built in the exponent bits. n is rounded by adding 1.5 * 2^23, which leaves n in
+ * the low bits of the sum: (sum + 127) << 23 is 2^n, with no float-to-int conversion.
+ * ops/fastExp.ts is the same in JavaScript.
  */
 export function expLanes(x: number, n: number, r: number): number[] {
+  const MAGIC = 12582912; // 1.5 * 2^23
   const horner = [1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1, 1];
   const poly: number[] = [...splat(horner[0])];
   for (const c of horner.slice(1)) poly.push(...op.localGet(r), ...op.f32x4Mul, ...splat(c), ...op.f32x4Add);
   return [
-    ...op.localGet(x), ...splat(88.3), ...op.f32x4Min, ...splat(-87.3), ...op.f32x4Max, ...op.localSet(r), // r = clamped x for now
-    ...op.localGet(r), ...splat(1.4426950408889634), ...op.f32x4Mul, ...op.f32x4Nearest, ...op.localSet(n),
-    ...op.localGet(r), ...op.localGet(n), ...splat(0.693145751953125), ...op.f32x4Mul, ...op.f32x4Sub,
-    ...op.localGet(n), ...splat(1.4286068203094173e-6), ...op.f32x4Mul, ...op.f32x4Sub, ...op.localSet(r),
+    ...op.localGet(x), ...splat(88.3), ...op.f32x4PMin, ...splat(-87.3), ...op.f32x4PMax, ...op.localSet(r), // r = clamped x for now (pmin/pmax: one instruction each)
+    ...op.localGet(r), ...splat(1.4426950408889634), ...op.f32x4Mul, ...splat(MAGIC), ...op.f32x4Add, ...op.localSet(n), // n + 1.5 * 2^23
+    ...op.localGet(r), // r = x - n ln2_hi - n ln2_lo, n = (n + magic) - magic
+    ...op.localGet(n), ...splat(MAGIC), ...op.f32x4Sub, ...splat(0.693145751953125), ...op.f32x4Mul, ...op.f32x4Sub,
+    ...op.localGet(n), ...splat(MAGIC), ...op.f32x4Sub, ...splat(1.4286068203094173e-6), ...op.f32x4Mul, ...op.f32x4Sub, ...op.localSet(r),
     ...poly,
-    ...op.localGet(n), ...op.i32x4TruncSatF32x4S, ...op.i32Const(127), ...op.i32x4Splat, ...op.i32x4Add, ...op.i32Const(23), ...op.i32x4Shl,
+    ...op.localGet(n), ...op.i32Const(127), ...op.i32x4Splat, ...op.i32x4Add, ...op.i32Const(23), ...op.i32x4Shl,
     ...op.f32x4Mul,
   ];
 }
