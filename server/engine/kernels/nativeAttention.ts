@@ -13,28 +13,24 @@
 // out. Recomputing P costs one q k^T product and a softmax (a few per cent of the step's
 // products); keeping it would cost a (B, h, T, T) output forward and a saved tensor.
 import { registerGraphKernel } from './native/graphKernel';
-import { FLOAT, type GraphSpec, type NodeSpec, type ValueInfo } from './native/onnxGraph';
+import { FLOAT, type GraphSpec, type NodeSpec, type ValueInfo, fusedMatMul } from './native/onnxGraph';
 
 export const ATTENTION = 'QloraAttention';
 export const ATTENTION_GRAD = 'QloraAttentionGrad';
 
-const mm = (a: string, b: string, y: string, o: { alpha?: number; transA?: boolean; transB?: boolean } = {}): NodeSpec => ({
-  opType: 'FusedMatMul', domain: 'com.microsoft', inputs: [a, b], outputs: [y],
-  attrs: [{ name: 'alpha', f: o.alpha ?? 1 }, { name: 'transA', i: +(o.transA ?? false) }, { name: 'transB', i: +(o.transB ?? false) }],
-});
 const heads = (name: string): ValueInfo => ({ name, elemType: FLOAT, dims: ['b', 'h', 't', 'd'] });
 const maskInfo = (rank: number): ValueInfo => ({ name: 'mask', elemType: FLOAT, dims: rank === 2 ? ['t', 't'] : ['mb', 'one', 't', 't'] });
 
 /** P = softmax(scale q k^T + mask), the first nodes of both graphs. */
 const probabilities = (scale: number): NodeSpec[] => [
-  mm('q', 'k', 's', { alpha: scale, transB: true }),
+  fusedMatMul('q', 'k', 's', { alpha: scale, transB: true }),
   { opType: 'Add', inputs: ['s', 'mask'], outputs: ['u'] },
   { opType: 'Softmax', inputs: ['u'], outputs: ['p'], attrs: [{ name: 'axis', i: 3 }] },
 ];
 
 function forwardGraph(scale: number, maskRank: number): GraphSpec {
   return {
-    nodes: [...probabilities(scale), mm('p', 'v', 'o')],
+    nodes: [...probabilities(scale), fusedMatMul('p', 'v', 'o')],
     inputs: [heads('q'), heads('k'), heads('v'), maskInfo(maskRank)],
     outputs: [heads('o')],
   };
@@ -46,31 +42,36 @@ function backwardGraph(scale: number, maskRank: number): GraphSpec {
   return {
     nodes: [
       ...probabilities(scale),
-      mm('p', 'dy', 'dv', { transA: true }),
-      mm('dy', 'v', 'dp', { transB: true }),
+      fusedMatMul('p', 'dy', 'dv', { transA: true }),
+      fusedMatMul('dy', 'v', 'dp', { transB: true }),
       { opType: 'Mul', inputs: ['dp', 'p'], outputs: ['t'] },
       { opType: 'ReduceMean', inputs: ['t'], outputs: ['m'], attrs: [{ name: 'axes', ints: [3] }, { name: 'keepdims', i: 1 }] },
       { opType: 'Mul', inputs: ['m', 'len'], outputs: ['rowsum'] },
       { opType: 'Sub', inputs: ['dp', 'rowsum'], outputs: ['e'] },
       { opType: 'Mul', inputs: ['p', 'e'], outputs: ['ds'] },
-      mm('ds', 'k', 'dq', { alpha: scale }),
-      mm('ds', 'q', 'dk', { alpha: scale, transA: true }),
+      fusedMatMul('ds', 'k', 'dq', { alpha: scale }),
+      fusedMatMul('ds', 'q', 'dk', { alpha: scale, transA: true }),
     ],
     inputs: [heads('dy'), heads('q'), heads('k'), heads('v'), maskInfo(maskRank), { name: 'len', elemType: FLOAT, dims: [] }],
     outputs: [heads('dq'), heads('dk'), heads('dv')],
   };
 }
 
-/** Checks q, k, v (and dy) share one (B, h, T, hs) shape and the mask fits (a mismatch would read past a buffer in native code). */
-function check(name: string, shapes: Record<string, readonly number[]>): number[] {
+/** Whether q, k, v (and dy) share one (B, h, T, hs) shape and the mask is (T, T) or (B, 1, T, T): a training pass, not a decoding step against a KV cache. */
+export function selfAttentionShapesFit(shapes: Record<string, readonly number[]>): boolean {
   const s = shapes.q;
   const same = (t: readonly number[]) => t.length === 4 && t.every((d, i) => d === s[i]);
   const m = shapes.mask, T = s[2];
   const maskFits = m.length === 2 ? m[0] === T && m[1] === T : m.length === 4 && m[0] === s[0] && m[1] === 1 && m[2] === T && m[3] === T;
-  if (!['q', 'k', 'v', ...('dy' in shapes ? ['dy'] : [])].every((n) => same(shapes[n])) || !maskFits) {
+  return ['q', 'k', 'v', ...('dy' in shapes ? ['dy'] : [])].every((n) => same(shapes[n])) && maskFits;
+}
+
+/** The (B, h, T, hs) shape, or an error where the shapes disagree (a mismatch would read past a buffer in native code). */
+function check(name: string, shapes: Record<string, readonly number[]>): number[] {
+  if (!selfAttentionShapesFit(shapes)) {
     throw new Error(`${name}: shapes disagree: ${Object.entries(shapes).map(([n, d]) => `${n} [${d}]`).join(', ')}`);
   }
-  return [...s];
+  return [...shapes.q];
 }
 
 function register(name: string, inputs: string[], outputs: string[], graph: (scale: number, maskRank: number) => GraphSpec): void {

@@ -9,17 +9,14 @@
 // In one graph the (v, n) scores never leave ORT's arena, the exps are vectorized and
 // threaded, and no transpose is written out (the products take them).
 import { registerGraphKernel } from './native/graphKernel';
-import { FLOAT, INT64, type GraphSpec, type NodeSpec, type ValueInfo } from './native/onnxGraph';
+import { FLOAT, INT64, type GraphSpec, type NodeSpec, type ValueInfo, fusedMatMul } from './native/onnxGraph';
 
 export const LSE_CHUNK = 'QloraLseChunk';
 export const LSE_CHUNK_GRAD = 'QloraLseChunkGrad';
 
 const v2 = (name: string, d0: string | number, d1: string | number): ValueInfo => ({ name, elemType: FLOAT, dims: [d0, d1] });
 /** z = W_c h^T (v, n): the transpose taken in the product. */
-const scores: NodeSpec = {
-  opType: 'FusedMatMul', domain: 'com.microsoft', inputs: ['w', 'h'], outputs: ['z'],
-  attrs: [{ name: 'alpha', f: 1 }, { name: 'transA', i: 0 }, { name: 'transB', i: 1 }],
-};
+const scores: NodeSpec = fusedMatMul('w', 'h', 'z', { transB: true });
 
 function forwardGraph(): GraphSpec {
   return {

@@ -25,7 +25,7 @@
 // 1.30, so the backward pass still dequantizes with Dequantize4bit.
 import { tf } from '../tf';
 import { activeNativeProvider } from './nativeBatchMatMul';
-import { FLOAT, UINT8, type GraphSpec, type NodeSpec } from './native/onnxGraph';
+import { FLOAT, UINT8, type GraphSpec, type NodeSpec, fusedMatMul } from './native/onnxGraph';
 import { registerGraphKernel } from './native/graphKernel';
 import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } from '../quant/kernels';
 
@@ -40,10 +40,6 @@ interface WasmBackendLike {
 
 interface Attrs { scaling: number; wt: number; drop: number }
 
-const mm = (a: string, b: string, y: string, o: { alpha?: number; transA?: boolean; transB?: boolean } = {}): NodeSpec => ({
-  opType: 'FusedMatMul', domain: 'com.microsoft', inputs: [a, b], outputs: [y],
-  attrs: [{ name: 'alpha', f: o.alpha ?? 1 }, { name: 'transA', i: +(o.transA ?? false) }, { name: 'transB', i: +(o.transB ?? false) }],
-});
 /** y = a b^T + c (Gemm's C input accumulates in place of an Add). */
 const gemmAddBt = (a: string, b: string, c: string, y: string): NodeSpec => ({
   opType: 'Gemm', inputs: [a, b, c], outputs: [y], attrs: [{ name: 'transB', i: 1 }],
@@ -54,8 +50,8 @@ const v = (name: string, d0: string, d1: string) => ({ name, elemType: FLOAT, di
 function forwardGraph({ scaling, wt, drop }: Attrs): GraphSpec {
   return {
     nodes: [
-      mm(drop ? 'xd' : 'x', 'a', 'hs', { alpha: scaling, transB: true }),
-      mm('x', 'w', 'base', { transB: !wt }),
+      fusedMatMul(drop ? 'xd' : 'x', 'a', 'hs', { alpha: scaling, transB: true }),
+      fusedMatMul('x', 'w', 'base', { transB: !wt }),
       gemmAddBt('hs', 'b', 'base', 'y'),
     ],
     inputs: [v('x', 'n', 'i'), wt ? v('w', 'i', 'o') : v('w', 'o', 'i'), v('a', 'r', 'i'), v('b', 'o', 'r'), ...(drop ? [v('xd', 'n', 'i')] : [])],
@@ -67,12 +63,12 @@ function forwardGraph({ scaling, wt, drop }: Attrs): GraphSpec {
 function backwardGraph({ scaling, wt, drop }: Attrs): GraphSpec {
   return {
     nodes: [
-      mm('dy', 'b', 'gs', { alpha: scaling }),
+      fusedMatMul('dy', 'b', 'gs', { alpha: scaling }),
       ...(drop
-        ? [mm('dy', 'w', 'dx', { transB: !!wt }), mm('gs', 'a', 'dxd')]
-        : [mm('dy', 'w', 'base', { transB: !!wt }), gemmAdd('gs', 'a', 'base', 'dx')]),
-      mm('gs', 'x', 'da', { transA: true }),
-      mm('dy', 'hs', 'db', { transA: true }),
+        ? [fusedMatMul('dy', 'w', 'dx', { transB: !!wt }), fusedMatMul('gs', 'a', 'dxd')]
+        : [fusedMatMul('dy', 'w', 'base', { transB: !!wt }), gemmAdd('gs', 'a', 'base', 'dx')]),
+      fusedMatMul('gs', 'x', 'da', { transA: true }),
+      fusedMatMul('dy', 'hs', 'db', { transA: true }),
     ],
     inputs: [v('dy', 'n', 'o'), wt ? v('w', 'i', 'o') : v('w', 'o', 'i'), v('a', 'r', 'i'), v('b', 'o', 'r'), v('x', 'n', 'i'), v('hs', 'n', 'r')],
     outputs: [v('dx', 'n', 'i'), ...(drop ? [v('dxd', 'n', 'i')] : []), v('da', 'r', 'i'), v('db', 'o', 'r')],
@@ -120,7 +116,7 @@ function forward4bitGraph(scaling: number, drop: number, q: Dequantize4bitAttrs)
   const [out, inp] = q.shape;
   return {
     nodes: [
-      mm(drop ? 'xd' : 'x', 'a', 'hs', { alpha: scaling, transB: true }),
+      fusedMatMul(drop ? 'xd' : 'x', 'a', 'hs', { alpha: scaling, transB: true }),
       { opType: 'MatMulBnb4', domain: 'com.microsoft', inputs: ['x', 'codes', 'absmax'], outputs: ['base'],
         attrs: [{ name: 'K', i: inp }, { name: 'N', i: out }, { name: 'block_size', i: q.blockSize },
           { name: 'quant_type', i: q.quantType === 'nf4' ? 1 : 0 }, { name: 'transB', i: 1 }] },

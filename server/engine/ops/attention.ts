@@ -4,7 +4,7 @@
 // Shapes: q, k, v (B, nh, T, hs); the additive mask (T, T) or (B, 1, T, T).
 import { tf } from '../tf';
 import { transposesAreFree } from '../kernels/nativeBatchMatMul';
-import { ATTENTION, ATTENTION_GRAD } from '../kernels/nativeAttention';
+import { ATTENTION, ATTENTION_GRAD, selfAttentionShapesFit } from '../kernels/nativeAttention';
 import { customGrad, fusedHere, runFused } from './hostKernel';
 import { maskedSoftmax } from './maskedSoftmax';
 
@@ -19,17 +19,11 @@ export function attentionRunsNative(): boolean {
   return transposesAreFree() && fusedHere(ATTENTION);
 }
 
-/** q, k, v of one shape and a (T, T) or (B, 1, T, T) float mask: a training pass, not one decoding step against a KV cache. */
-function selfAttentionShapes(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor): boolean {
-  const [B, , T] = q.shape, m = mask.shape;
-  const same = (t: tf.Tensor4D) => t.shape.every((d, i) => d === q.shape[i]);
-  const maskFits = m.length === 2 ? m[0] === T && m[1] === T : m.length === 4 && m[0] === B && m[1] === 1 && m[2] === T && m[3] === T;
-  return same(k) && same(v) && maskFits && mask.dtype === 'float32';
-}
-
 /** (B, nh, T, hs); differentiable in q, k and v (the mask is a constant). */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor): tf.Tensor4D {
-  if (!attentionRunsNative() || !selfAttentionShapes(q, k, v, mask)) return attentionComposite(q, k, v, mask);
+  if (!attentionRunsNative() || mask.dtype !== 'float32' || !selfAttentionShapesFit({ q: q.shape, k: k.shape, v: v.shape, mask: mask.shape })) {
+    return attentionComposite(q, k, v, mask);
+  }
   const scale = 1 / Math.sqrt(q.shape[3]);
   const op = customGrad<tf.Tensor4D>((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
     // Nothing (B, nh, T, T) is kept: the backward call recomputes the probabilities. The

@@ -63,6 +63,14 @@ function attribute(w: Writer, a: Attr): void {
   else { for (const v of a.ints) w.int(8, v); w.int(20, 7); }
 }
 
+/** y = alpha op(a) op(b), op a transpose where asked: com.microsoft's FusedMatMul, whose transposes MLAS's packing takes (no copy). */
+export function fusedMatMul(a: string, b: string, y: string, o: { alpha?: number; transA?: boolean; transB?: boolean } = {}): NodeSpec {
+  return {
+    opType: 'FusedMatMul', domain: 'com.microsoft', inputs: [a, b], outputs: [y],
+    attrs: [{ name: 'alpha', f: o.alpha ?? 1 }, { name: 'transA', i: +(o.transA ?? false) }, { name: 'transB', i: +(o.transB ?? false) }],
+  };
+}
+
 /** The serialized ModelProto (IR 8, opset 17 plus com.microsoft 1). */
 export function encodeModel(g: GraphSpec): Uint8Array {
   const w = new Writer();

@@ -20,7 +20,7 @@
 // to load (an unsupported platform), or fail the start-up self-test; `start()` then
 // reports why and the engine keeps its wasm kernels. QLORA_NATIVE=0 turns it off.
 import { availableParallelism } from 'node:os';
-import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+import { encodeModel, FLOAT, fusedMatMul, type GraphSpec } from './onnxGraph';
 import { primeMalloc } from './mallocPrimer';
 export type { GraphSpec } from './onnxGraph';
 
@@ -158,8 +158,7 @@ const SMALL_PRODUCT_FLOPS = 16e6;
 function matMulGraph(rankA: number, rankB: number, rankY: number, transA: boolean, transB: boolean): GraphSpec {
   const dims = (p: string, r: number) => Array.from({ length: r }, (_, i) => `${p}${i}`);
   return {
-    nodes: [{ opType: 'FusedMatMul', domain: 'com.microsoft', inputs: ['a', 'b'], outputs: ['y'],
-      attrs: [{ name: 'alpha', f: 1 }, { name: 'transA', i: +transA }, { name: 'transB', i: +transB }] }],
+    nodes: [fusedMatMul('a', 'b', 'y', { transA, transB })],
     inputs: [{ name: 'a', elemType: FLOAT, dims: dims('a', rankA) }, { name: 'b', elemType: FLOAT, dims: dims('b', rankB) }],
     outputs: [{ name: 'y', elemType: FLOAT, dims: dims('y', rankY) }],
   };
