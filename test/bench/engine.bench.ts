@@ -33,17 +33,18 @@ const shape: Partial<LlamaConfig> = {
 };
 
 /** Matrix-multiply FLOPs of one step. Frozen projections need dx only (no dW): 2 products
- * of 2NKM each; attention's two products run once forward and twice backward. */
+ * of 2NKM each, but block 0's q/k/v read the frozen embeddings and need no dx at all;
+ * attention's two products run once forward and twice backward. */
 export function stepFlops(c: LlamaConfig, B: number, T: number, r: number): number {
   const N = B * T;
   let f = 0;
   for (const m of LINEAR_MODULES) {
     const [o, i] = linearShape(c, m);
-    f += 2 * (2 * N * i * o); // forward + dx
-    f += 3 * (2 * N * r * (i + o)); // LoRA: forward, dx and dA/dB
+    const blocksWithDx = m === 'q_proj' || m === 'k_proj' || m === 'v_proj' ? c.numLayers - 1 : c.numLayers;
+    f += (c.numLayers + blocksWithDx) * (2 * N * i * o); // forward + dx
+    f += c.numLayers * 3 * (2 * N * r * (i + o)); // LoRA: forward, dx and dA/dB
   }
-  f += 3 * 2 * (2 * B * c.numHeads * T * T * c.headDim);
-  f *= c.numLayers;
+  f += c.numLayers * 3 * 2 * (2 * B * c.numHeads * T * T * c.headDim);
   f += 3 * 2 * N * c.hiddenSize * c.vocabSize; // head: forward + dx (+ unused dW-free)
   return f;
 }

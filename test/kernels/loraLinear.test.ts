@@ -211,3 +211,40 @@ test('wasm: loraLinear with dropout on the adapter input equals frozenLinear + d
     }
   }
 });
+
+test('wasm: loraLinear with inputGrad false (x depends on no trainable weight) gives the same y, dA and dB, its backward one small native call with no dy W and no dequantize', async (t) => {
+  await initBackend('wasm');
+  if (!activeNativeProvider()) { t.skip('the native provider is not running here (absent or QLORA_NATIVE=0)'); return; }
+  const rng = new Rng(31);
+  const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
+  const [out, inp] = [13, 64];
+  const w = QuantizedWeight.fromHost({ shape: [out, inp], data: rand(out * inp, 0.5) }, { quantType: 'nf4', blockSize: 32, doubleQuant: true });
+  for (const dropout of [0, 0.25]) {
+    const adapter = new LoraLayer('t', inp, out, R, SCALING, dropout, { A: rand(R * inp), B: rand(out * R) });
+    const x = tf.tensor2d(rand(N * inp), [N, inp]);
+    const Rm = tf.tensor2d(rand(N * out), [N, out]);
+    const vars = [adapter.A, adapter.B];
+    const seed = dropout ? 7 : undefined;
+    const run = (inputGrad: boolean) => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(loraLinear(x, w, adapter, seed, { inputGrad }), Rm)) as tf.Scalar, vars);
+      const r = { L: value.dataSync()[0], dA: grads[adapter.A.name].dataSync().slice(), dB: grads[adapter.B.name].dataSync().slice() };
+      tf.dispose([value, ...Object.values(grads)]);
+      return r;
+    };
+    try {
+      const before = tf.memory().numTensors;
+      const full = run(true), adapterOnly = run(false);
+      assert.equal(tf.memory().numTensors, before, 'tensors leak');
+      assert.ok(Math.abs(adapterOnly.L - full.L) <= 1e-6 * Math.abs(full.L), `loss ${adapterOnly.L} vs ${full.L}`);
+      for (const k of ['dA', 'dB'] as const) assert.ok(relErr(adapterOnly[k], full[k]) < 1e-6, `dropout ${dropout}: ${k}: ${relErr(adapterOnly[k], full[k])}`);
+      const prof = await tf.profile(() => { const g = tf.variableGrads(() => tf.sum(tf.mul(loraLinear(x, w, adapter, seed, { inputGrad: false }), Rm)) as tf.Scalar, vars); tf.dispose([g.value, ...Object.values(g.grads)]); });
+      const names = prof.kernelNames;
+      assert.ok(names.includes('QloraLoraAdapterGrad'), `the adapter-only backward ran (${names})`);
+      assert.ok(!names.includes('QloraLoraLinearGrad') && !names.includes('Dequantize4bit'), `no dy W product, no dequantize (${names})`);
+    } finally {
+      tf.dispose([x, Rm]);
+      adapter.dispose();
+    }
+  }
+  w.dispose();
+});

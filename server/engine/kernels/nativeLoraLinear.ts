@@ -2,6 +2,7 @@
 // backend where the native provider runs (native/ortProvider.ts):
 //   forward   hs = s x A^T (N, r),  y = x W^T + hs B^T
 //   backward  gs = s dy B (N, r),   dx = dy W + gs A,  dA = gs^T x,  dB = dy^T hs
+//             (dA and dB alone where x needs no gradient: LORA_ADAPTER_GRAD)
 // Apart, the rank-r products are six small tfjs kernels plus a scale, an add and their
 // gradients' adds, each with its own output, bookkeeping and native call; they were about
 // a third of the step's matrix time on the benchmark shape. Here they are one ORT graph
@@ -32,6 +33,7 @@ import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } fro
 export const LORA_LINEAR = 'QloraLoraLinear';
 export const LORA_LINEAR_4BIT = 'QloraLoraLinear4bit';
 export const LORA_LINEAR_GRAD = 'QloraLoraLinearGrad';
+export const LORA_ADAPTER_GRAD = 'QloraLoraAdapterGrad';
 
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -75,6 +77,23 @@ function backwardGraph({ scaling, wt, drop }: Attrs): GraphSpec {
   };
 }
 
+/**
+ * The backward pass where x needs no gradient (it depends on no trainable weight: the
+ * first block's input, the frozen embeddings): dA and dB only, so neither dy W nor the
+ * dequantized W at all. PyTorch's autograd skips the same product for such inputs.
+ */
+function adapterGradGraph({ scaling }: Attrs): GraphSpec {
+  return {
+    nodes: [
+      fusedMatMul('dy', 'b', 'gs', { alpha: scaling }),
+      fusedMatMul('gs', 'x', 'da', { transA: true }),
+      fusedMatMul('dy', 'hs', 'db', { transA: true }),
+    ],
+    inputs: [v('dy', 'n', 'o'), v('b', 'o', 'r'), v('x', 'n', 'i'), v('hs', 'n', 'r')],
+    outputs: [v('da', 'r', 'i'), v('db', 'o', 'r')],
+  };
+}
+
 type Shapes = Record<string, number[]>;
 
 /** Checks the operands agree (a wrong adapter shape would otherwise read past a buffer in native code). */
@@ -110,6 +129,14 @@ register(LORA_LINEAR_GRAD, () => ['dy', 'w', 'a', 'b', 'x', 'hs'], (s, a) => {
   if (s.dy[0] !== n || s.dy[1] !== o || s.hs[0] !== n || s.hs[1] !== r) throw new Error(`${LORA_LINEAR_GRAD}: dy [${s.dy}] or hs [${s.hs}] disagree with x [${s.x}]`);
   return [[n, i], ...(a.drop ? [[n, i]] : []), [r, i], [o, r]];
 }, (a) => ['dx', ...(a.drop ? ['dxd'] : []), 'da', 'db'], backwardGraph);
+
+register(LORA_ADAPTER_GRAD, () => ['dy', 'b', 'x', 'hs'], (s) => {
+  const [n, i] = s.x, [o, r] = s.b;
+  if (s.x.length !== 2 || s.dy[0] !== n || s.dy[1] !== o || s.hs[0] !== n || s.hs[1] !== r) {
+    throw new Error(`${LORA_ADAPTER_GRAD}: shapes disagree: dy [${s.dy}], B [${s.b}], x [${s.x}], hs [${s.hs}]`);
+  }
+  return [[r, i], [o, r]];
+}, () => ['da', 'db'], adapterGradGraph);
 
 /** The forward graph with W given as packed 4-bit codes and block absmax (MatMulBnb4). */
 function forward4bitGraph(scaling: number, drop: number, q: Dequantize4bitAttrs): GraphSpec {

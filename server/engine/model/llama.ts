@@ -67,6 +67,15 @@ export interface DecoderPieces {
   rope(start: number, T: number): [tf.Tensor2D, tf.Tensor2D];
 }
 
+/**
+ * Whether block l's input depends on no trainable weight: block 0 reads rows of the frozen
+ * embedding table, and only LoRA adapters train. Its q/k/v projections then take no input
+ * gradient (no dy W product, no dequantize), as PyTorch's autograd skips it too.
+ */
+function inputIsConstant(l: number): boolean {
+  return l === 0;
+}
+
 export class LlamaModel {
   /** The token embedding (V, C), compact on the host; a tied head is this same table. */
   private readonly embed: FrozenTable;
@@ -223,7 +232,10 @@ export class LlamaModel {
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const again: PassContext = { ...ctx, mask: ownMask ? saved[1] : ctx.mask };
-          return recomputeGradients(() => this.block(l, saved[0] as tf.Tensor2D, again, seeds), [saved[0], ...vars], dy);
+          const recompute = () => this.block(l, saved[0] as tf.Tensor2D, again, seeds);
+          if (!inputIsConstant(l)) return recomputeGradients(recompute, [saved[0], ...vars], dy);
+          // Nothing upstream of this block trains: its input's gradient would be dropped.
+          return [tf.zerosLike(saved[0]), ...(vars.length ? recomputeGradients(recompute, vars, dy) : [])];
         },
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -239,12 +251,13 @@ export class LlamaModel {
     });
   }
 
-  private linear(l: number, m: LinearModule, x: tf.Tensor2D, seeds: BlockSeeds): tf.Tensor2D {
+  /** `inputGrad` false: x depends on no trainable weight, so its gradient is never asked for. */
+  private linear(l: number, m: LinearModule, x: tf.Tensor2D, seeds: BlockSeeds, inputGrad = true): tf.Tensor2D {
     const block = this.blocks[l];
     const adapter = this.lora?.get(linearName(l, m));
     const bias = block.bias && (m === 'q_proj' || m === 'k_proj' || m === 'v_proj') ? block.bias[m] : undefined;
     if (adapter && loraLinearRuns()) {
-      const y = loraLinear(x, block.proj[m], adapter, seeds[m]); // one native call each way (model/loraLinear.ts)
+      const y = loraLinear(x, block.proj[m], adapter, seeds[m], { inputGrad }); // one native call each way (model/loraLinear.ts)
       return bias ? tf.add(y, bias) : y;
     }
     let y = frozenLinear(x, block.proj[m]);
@@ -256,9 +269,10 @@ export class LlamaModel {
   private attentionBlock(l: number, x: tf.Tensor2D, ctx: PassContext, seeds: BlockSeeds): tf.Tensor2D {
     const c = this.config;
     const { B, T, cos, sin, mask } = ctx;
-    const q = applyRope(splitHeads(this.linear(l, 'q_proj', x, seeds), B, T, c.numHeads, c.headDim), cos, sin);
-    const k = applyRope(splitHeads(this.linear(l, 'k_proj', x, seeds), B, T, c.numKvHeads, c.headDim), cos, sin);
-    const v = splitHeads(this.linear(l, 'v_proj', x, seeds), B, T, c.numKvHeads, c.headDim);
+    const fromInput = !inputIsConstant(l); // x = norm(block input)
+    const q = applyRope(splitHeads(this.linear(l, 'q_proj', x, seeds, fromInput), B, T, c.numHeads, c.headDim), cos, sin);
+    const k = applyRope(splitHeads(this.linear(l, 'k_proj', x, seeds, fromInput), B, T, c.numKvHeads, c.headDim), cos, sin);
+    const v = splitHeads(this.linear(l, 'v_proj', x, seeds, fromInput), B, T, c.numKvHeads, c.headDim);
     const nRep = c.numHeads / c.numKvHeads;
     const y = attention(q, repeatKv(k, nRep), repeatKv(v, nRep), mask); // (B, nh, T, hs)
     return this.linear(l, 'o_proj', mergeHeads(y), seeds);

@@ -11,7 +11,7 @@
 // float copy from the forward pass alive.
 import { tf } from '../tf';
 import { transposesAreFree } from '../kernels/nativeBatchMatMul';
-import { fourBitForwardRuns, LORA_LINEAR, LORA_LINEAR_4BIT, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
+import { fourBitForwardRuns, LORA_ADAPTER_GRAD, LORA_LINEAR, LORA_LINEAR_4BIT, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
 import { customGrad, fusedHere, runFused } from '../ops/hostKernel';
 import { QuantizedWeight } from '../quant/quantizedWeight';
 import { DenseWeight, type FrozenWeight } from './frozenLinear';
@@ -22,8 +22,12 @@ export function loraLinearRuns(): boolean {
   return transposesAreFree() && fusedHere(LORA_LINEAR);
 }
 
-/** x (N, in) -> (N, out); differentiable in x, A and B. `dropoutSeed` only while training. Call only where loraLinearRuns(). */
-export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer, dropoutSeed?: number): tf.Tensor2D {
+/**
+ * x (N, in) -> (N, out); differentiable in A and B, and in x unless `inputGrad` is false
+ * (x depends on no trainable weight: then the backward pass takes no dy W product and
+ * dequantizes nothing). `dropoutSeed` only while training. Call only where loraLinearRuns().
+ */
+export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer, dropoutSeed?: number, opts: { inputGrad?: boolean } = {}): tf.Tensor2D {
   // Dense weights are kept as W^T (in, out); quantized ones dequantize fastest in storage order.
   const wt = w instanceof DenseWeight ? 1 : 0;
   const drop = dropoutSeed !== undefined && adapter.dropout > 0 ? 1 : 0;
@@ -36,8 +40,22 @@ export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer, 
     return runFused<tf.Tensor[]>(LORA_LINEAR_4BIT, { x: xIn, a, b, ...adapterInput, ...packed.tensors } as tf.NamedTensorMap,
       { ...packed.attrs, scaling: adapter.scaling, drop } as unknown as Record<string, number>);
   };
-  if (drop) {
-    const xd = tf.dropout(x, adapter.dropout, undefined, dropoutSeed) as tf.Tensor2D;
+  const xd = drop ? tf.dropout(x, adapter.dropout, undefined, dropoutSeed) as tf.Tensor2D : undefined;
+  if (opts.inputGrad === false) {
+    // x (and xd) are constants here: the op's inputs are A and B only.
+    const op = customGrad<tf.Tensor2D>((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+      const [y, hs] = forward(x, xd, a, b);
+      // Saved as any input would be: the caller's scope may free x before the backward pass.
+      save([xd ?? x, hs, b]);
+      return {
+        value: y as tf.Tensor2D,
+        gradFunc: (dy, [xs, hss, bs]) => tf.tidy(() =>
+          runFused<tf.Tensor[]>(LORA_ADAPTER_GRAD, { dy, b: bs, x: xs, hs: hss }, { scaling: adapter.scaling, wt: 0, drop: 0 })),
+      };
+    });
+    return op(adapter.A, adapter.B);
+  }
+  if (xd) {
     const op = customGrad<tf.Tensor2D>((xIn: tf.Tensor, xdIn: tf.Tensor, a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
       const [y, hs] = forward(xIn, xdIn, a, b);
       // x itself is not needed backward: dx = dy W, and dA reads xd.
