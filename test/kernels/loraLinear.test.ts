@@ -17,6 +17,7 @@ import { loraLinear, loraLinearRuns } from '../../server/engine/model/loraLinear
 import { LoraLayer } from '../../server/engine/lora/loraLayer';
 import { QuantizedWeight } from '../../server/engine/quant/quantizedWeight';
 import { Rng } from '../../server/engine/rng';
+import { dropoutMask } from '../../server/engine/ops/dropout';
 
 const N = 9, R = 3, SCALING = 1.75;
 let IN = 24, OUT = 13;
@@ -188,11 +189,8 @@ test('wasm: loraLinear with dropout on the adapter input equals frozenLinear + d
       setFusedOps(true);
       assert.ok(Math.abs(fused.L - plain.L) / Math.abs(plain.L) < 1e-5, `loss ${fused.L} vs ${plain.L}`);
       for (const k of ['dx', 'dA', 'dB'] as const) assert.ok(relErr(fused[k], plain[k]) < 1e-5, `${k} vs plain wasm: ${relErr(fused[k], plain[k])}`);
-      // The mask tfjs draws for this seed: dropout of ones is 0 or 1 / (1 - P).
-      const ones = tf.ones([N, IN]);
-      const m = tf.dropout(ones, P, undefined, SEED);
-      const M = Float64Array.from(m.dataSync());
-      tf.dispose([ones, m]);
+      // The mask drawn for this seed (ops/dropout.ts): 0 or 1 / (1 - P).
+      const M = Float64Array.from(dropoutMask(N * IN, P, SEED));
       assert.ok(M.some((v) => v === 0) && M.some((v) => v > 1), 'the mask drops some inputs and scales the rest');
       const wd = w.dequantize();
       const W = Float64Array.from(wd.dataSync());

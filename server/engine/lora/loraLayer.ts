@@ -4,6 +4,7 @@
 //   y = base(x) + (dropout(x) A^T B^T) * scaling
 import { tf } from '../tf';
 import type { Rng } from '../rng';
+import { dropout } from '../ops/dropout';
 
 export class LoraLayer {
   readonly A: tf.Variable; // (r, in)
@@ -35,7 +36,7 @@ export class LoraLayer {
 
   /** The adapter's contribution for x (N, in) -> (N, out). `dropoutSeed` only while training. */
   delta(x: tf.Tensor2D, dropoutSeed?: number): tf.Tensor2D {
-    const xd = dropoutSeed !== undefined && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, dropoutSeed) : x;
+    const xd = dropoutSeed !== undefined && this.dropout > 0 ? dropout(x, this.dropout, dropoutSeed) : x;
     const h = tf.matMul(xd as tf.Tensor2D, this.A, false, true); // (N, r)
     // Scaled at rank r, not at the output width: one pass over (N, r) instead of (N, out).
     return tf.matMul(tf.mul(h, this.scaling), this.B, false, true); // (N, out)

@@ -13,6 +13,7 @@ import { tf } from '../tf';
 import { transposesAreFree } from '../kernels/nativeBatchMatMul';
 import { fourBitForwardRuns, LORA_ADAPTER_GRAD, LORA_LINEAR, LORA_LINEAR_4BIT, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
 import { customGrad, fusedHere, runFused } from '../ops/hostKernel';
+import { dropout } from '../ops/dropout';
 import { QuantizedWeight } from '../quant/quantizedWeight';
 import { DenseWeight, type FrozenWeight } from './frozenLinear';
 import type { LoraLayer } from '../lora/loraLayer';
@@ -40,7 +41,7 @@ export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer, 
     return runFused<tf.Tensor[]>(LORA_LINEAR_4BIT, { x: xIn, a, b, ...adapterInput, ...packed.tensors } as tf.NamedTensorMap,
       { ...packed.attrs, scaling: adapter.scaling, drop } as unknown as Record<string, number>);
   };
-  const xd = drop ? tf.dropout(x, adapter.dropout, undefined, dropoutSeed) as tf.Tensor2D : undefined;
+  const xd = drop ? dropout(x, adapter.dropout, dropoutSeed!) : undefined;
   if (opts.inputGrad === false) {
     // x (and xd) are constants here: the op's inputs are A and B only.
     const op = customGrad<tf.Tensor2D>((a: tf.Tensor, b: tf.Tensor, save: (t: tf.Tensor[]) => void) => {

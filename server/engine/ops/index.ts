@@ -5,4 +5,5 @@ export { applyRope, ropeComposite } from './rope';
 export { swiglu, swigluComposite } from './swiglu';
 export { maskedSoftmax, maskedSoftmaxComposite } from './maskedSoftmax';
 export { attention, attentionComposite, attentionRunsNative } from './attention';
+export { dropout, dropoutMask } from './dropout';
 export { setFusedOps } from './hostKernel';
