@@ -30,8 +30,13 @@ const handlers: { [K in CommandName]: Handler } = {
   startTraining: async (ctx, target) => {
     const document = await qloraDocument(target);
     if (!document) return;
-    const id = await ctx.runs.start(document);
-    if (id) await ctx.metrics.reveal(id);
+    // The Metrics view opens while the server starts and the run is created, not after:
+    // a window's first webview takes seconds to load (VS Code starts its service worker
+    // with it), and the steps that end before the page listens reach it only then. The
+    // new run is selected by start(), which the open page follows.
+    const opening = ctx.metrics.show();
+    await ctx.runs.start(document);
+    await opening;
   },
   stopTraining: async (ctx, target) => {
     const id = runIdOf(target) ?? (await pickRun(ctx.runs, 'stop', 'Stop which run?'));
@@ -41,7 +46,7 @@ const handlers: { [K in CommandName]: Handler } = {
     const id = runIdOf(target) ?? (await pickRun(ctx.runs, 'resume', 'Resume which run?'));
     if (!id) return;
     await ctx.runs.resume(id);
-    await ctx.metrics.reveal(id);
+    await ctx.metrics.show(id);
   },
   showMetrics: async (ctx, target) => ctx.metrics.reveal(runIdOf(target)),
   mergeAdapter: mergeAdapter,

@@ -168,7 +168,8 @@ export class MetricsPage implements vscode.Disposable {
   private readonly comparedStreams = new Map<string, RunStream>();
   /** The run the page shows (as far as this side knows). */
   private shownRunId: string | null = null;
-  private pending = new Map<string, RunRecord[]>();
+  /** Records not posted yet, by run, with when the first of them came from the server. */
+  private pending = new Map<string, { records: RunRecord[]; receivedAt: number }>();
   private flushScheduled = false;
   private readonly subscription: vscode.Disposable;
 
@@ -300,17 +301,17 @@ export class MetricsPage implements vscode.Disposable {
 
   /** Records arriving together (a replay) go in one message per run; a live one goes out at once. */
   private enqueue(runId: string, record: RunRecord): void {
-    const list = this.pending.get(runId) ?? [];
-    list.push(record);
-    this.pending.set(runId, list);
+    const batch = this.pending.get(runId) ?? { records: [], receivedAt: Date.now() };
+    batch.records.push(record);
+    this.pending.set(runId, batch);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
       const batches = this.pending;
       this.pending = new Map();
-      for (const [id, records] of batches) {
-        if (records.length && (id === this.shownRunId || this.comparedStreams.has(id))) this.queue.post({ type: ToView.records, runId: id, records, sentAt: Date.now() });
+      for (const [id, { records, receivedAt }] of batches) {
+        if (records.length && (id === this.shownRunId || this.comparedStreams.has(id))) this.queue.post({ type: ToView.records, runId: id, records, receivedAt, sentAt: Date.now() });
       }
     });
   }

@@ -22,10 +22,22 @@ export class MetricsViewProvider implements vscode.WebviewViewProvider, vscode.D
     });
   }
 
-  /** Reveals the view (optionally on a run). */
+  /** Shows the view (optionally on a run) and gives it focus: Show Metrics, Compare in Metrics. */
   async reveal(runId?: string): Promise<void> {
     if (runId) await this.pages.runs.select(runId);
     await vscode.commands.executeCommand(`${VIEWS.metrics}.focus`);
+  }
+
+  /**
+   * Shows the view (optionally on a run) and leaves the focus where it is: a run that
+   * starts or resumes. Moving the focus from the editor cost the workbench's main thread,
+   * which the page shares, some 350 ms on two cores (blur handlers, a relayout) just as the
+   * run's first steps came; and a quick pick may be about to ask something. (A VS Code
+   * without the option focuses it.)
+   */
+  async show(runId?: string): Promise<void> {
+    if (runId) await this.pages.runs.select(runId);
+    await vscode.commands.executeCommand(`${VIEWS.metrics}.focus`, { preserveFocus: true });
   }
 
   dispose(): void {

@@ -38,8 +38,10 @@ export class RunsController implements vscode.Disposable {
   private refreshing: Promise<void> | undefined;
   /** A pass queued behind the one under way (see refresh). */
   private refreshAgain: Promise<void> | undefined;
-  /** Look for run folders in the workspace at the next refresh (first load, a new run.json, Refresh). */
+  /** Look for run folders in the workspace at the next refresh (first load, Refresh). */
   private discoverNext = true;
+  /** Folders where a run.json appeared: imported at the next refresh unless the server lists them. */
+  private readonly importNext = new Set<string>();
   /** Each run's state at the last refresh: a change from a live state is announced. */
   private readonly lastStates = new Map<string, RunSummary['state']>();
   private readonly watcher = vscode.workspace.createFileSystemWatcher('**/run.json');
@@ -62,12 +64,19 @@ export class RunsController implements vscode.Disposable {
     /** What a finished, failed or interrupted run's notification offers. */
     private readonly announce: (run: RunSummary) => void = () => {},
   ) {
-    const rediscover = () => {
-      this.discoverNext = true;
+    // A run.json that appears is imported by its folder alone, and not at all when the
+    // server lists that folder already (its own runs: the usual case). Searching the whole
+    // workspace for run.json files at each new one (findFiles) cost the editor's server
+    // its CPU just as a run's first steps were on their way to the Metrics view.
+    this.watcher.onDidCreate((uri) => {
+      const dir = dirname(uri.fsPath);
+      if (/[\\/]node_modules[\\/]/.test(dir) || this.list.some((r) => r.outputDir === dir)) return;
+      this.importNext.add(dir);
       if (this.loaded) void this.refresh().catch(() => {});
-    };
-    this.watcher.onDidCreate(rediscover);
-    this.watcher.onDidDelete(rediscover);
+    });
+    this.watcher.onDidDelete(() => {
+      if (this.loaded) void this.refresh().catch(() => {});
+    });
   }
 
   get runs(): readonly RunSummary[] {
@@ -118,13 +127,15 @@ export class RunsController implements vscode.Disposable {
     return this.refreshing;
   }
 
-  /** Run folders (run.json) in the workspace that the server does not list: the CLI's runs. Imported. */
-  private async importDiscovered(client: Awaited<ReturnType<ServerManager['ensureStarted']>>, known: RunSummary[]): Promise<boolean> {
-    const files = await vscode.workspace.findFiles('**/run.json', '**/node_modules/**', 500);
+  /**
+   * Run folders (run.json) that the server does not list, the CLI's runs: `dirs`, or every
+   * one in the workspace when `dirs` is undefined. Imported.
+   */
+  private async importDiscovered(client: Awaited<ReturnType<ServerManager['ensureStarted']>>, known: RunSummary[], dirs?: string[]): Promise<boolean> {
+    dirs ??= (await vscode.workspace.findFiles('**/run.json', '**/node_modules/**', 500)).map((f) => dirname(f.fsPath));
     const knownDirs = new Set(known.map((r) => r.outputDir));
     let imported = false;
-    for (const f of files) {
-      const dir = dirname(f.fsPath);
+    for (const dir of dirs) {
       if (knownDirs.has(dir)) continue;
       try {
         const run = await client.importRun(dir);
@@ -140,9 +151,12 @@ export class RunsController implements vscode.Disposable {
   private async doRefresh(): Promise<void> {
     const client = await this.server.ensureStarted();
     let { runs } = await client.listRuns();
-    if (this.discoverNext) {
+    const appeared = [...this.importNext];
+    this.importNext.clear();
+    if (this.discoverNext || appeared.length) {
+      const everywhere = this.discoverNext;
       this.discoverNext = false;
-      if (await this.importDiscovered(client, runs)) runs = (await client.listRuns()).runs;
+      if (await this.importDiscovered(client, runs, everywhere ? undefined : appeared)) runs = (await client.listRuns()).runs;
     }
     this.list = runs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     this.loaded = true;

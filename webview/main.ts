@@ -290,7 +290,7 @@ function render(): void {
 }
 
 /** Live steps received and not drawn yet: reported once the frame that draws them has. */
-interface Received { runId: string; step: number; time: number; arrived: number; sentAt: number | undefined }
+interface Received { runId: string; step: number; time: number; arrived: number; sentAt: number | undefined; receivedAt: number | undefined }
 let received: Received[] = [];
 let frameQueued = false;
 
@@ -334,11 +334,11 @@ function exportChart(id: ChartId, format: 'csv' | 'png'): void {
 }
 
 /** Notes the newest step of a message, to report its delay once it is drawn. */
-function receivedStep(runId: string, records: RunRecord[], arrived: number, sentAt: number | undefined): void {
+function receivedStep(runId: string, records: RunRecord[], arrived: number, sentAt: number | undefined, receivedAt: number | undefined): void {
   const step = [...records].reverse().find((r) => r.type === 'step');
   if (!step || step.type !== 'step') return;
   if (arrived - step.time > 60_000) return; // a replayed record, not a live one
-  received.push({ runId, step: step.step, time: step.time, arrived, sentAt });
+  received.push({ runId, step: step.step, time: step.time, arrived, sentAt, receivedAt });
   if (received.length > 100) received.shift(); // a page that draws no frames (hidden) keeps the newest
 }
 
@@ -350,7 +350,10 @@ let drawnTimer: ReturnType<typeof setTimeout> | undefined;
 function reportDrawn(r: Received): void {
   const delayMs = Date.now() - r.time;
   if (delayMs > 60_000) return; // a replayed record, not a live one
-  drawLog.push({ runId: r.runId, step: r.step, delayMs, arrivedMs: r.arrived - r.time, hostMs: r.sentAt === undefined ? null : r.sentAt - r.time });
+  drawLog.push({
+    runId: r.runId, step: r.step, delayMs, arrivedMs: r.arrived - r.time, hostMs: r.sentAt === undefined ? null : r.sentAt - r.time,
+    hostReceivedMs: r.receivedAt === undefined ? null : r.receivedAt - r.time,
+  });
   // Told to the extension once a second, not per step: each message costs the workbench a round trip.
   const batch = drawnToTell.get(r.runId) ?? [];
   batch.push({ step: r.step, delayMs });
@@ -376,7 +379,7 @@ function onMessage(m: ToViewMessage): void {
       if (m.runId === model.runId) {
         const arrived = Date.now();
         model.apply(m.records);
-        receivedStep(m.runId, m.records, arrived, m.sentAt);
+        receivedStep(m.runId, m.records, arrived, m.sentAt, m.receivedAt);
         renderSoon();
         saveSoon();
       } else {

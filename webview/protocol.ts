@@ -42,12 +42,16 @@ export const ToHost = {
 export interface SelectMessage { type: typeof ToView.select; run: RunSummary | null }
 /**
  * One live step drawn by a Metrics page: from the record's time to the extension host
- * posting it (`hostMs`), to the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
+ * receiving it from the server (`hostReceivedMs`), to the host posting it (`hostMs`), to
+ * the page receiving it (`arrivedMs`) and to the frame that showed it (`delayMs`).
  */
-export interface DrawnStep { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null }
+export interface DrawnStep { runId: string; step: number; delayMs: number; arrivedMs: number; hostMs: number | null; hostReceivedMs: number | null }
 
-/** `sentAt`: Date.now() in the extension host when it posted them (the Metrics view splits its delay there). */
-export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[]; sentAt?: number }
+/**
+ * `receivedAt`: Date.now() in the extension host when the first of them came from the
+ * server; `sentAt`: when it posted them (the Metrics view splits its delay at both).
+ */
+export interface RecordsMessage { type: typeof ToView.records; runId: string; records: RunRecord[]; receivedAt?: number; sentAt?: number }
 export interface HealthMessage { type: typeof ToView.health; health: ServerHealth; detail: string }
 export interface CompareMessage { type: typeof ToView.compare; runs: RunSummary[] }
 export interface SettingsMessage { type: typeof ToView.settings; settings: ViewSettings }
@@ -78,7 +82,7 @@ export function isToViewMessage(x: unknown): x is ToViewMessage {
     case ToView.select:
       return x.run === null || isRunSummary(x.run);
     case ToView.records:
-      return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord) && (x.sentAt === undefined || isNum(x.sentAt));
+      return isStr(x.runId) && Array.isArray(x.records) && x.records.every(isRecord) && (x.sentAt === undefined || isNum(x.sentAt)) && (x.receivedAt === undefined || isNum(x.receivedAt));
     case ToView.health:
       return HEALTH.includes(x.health as ServerHealth) && isStr(x.detail);
     case ToView.compare:

@@ -2,6 +2,7 @@
 // appends to metrics.jsonl as it reports them, asks it to stop, and says how it ended.
 import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
+import { constants, setPriority } from 'node:os';
 import { TOKEN_ENV, type RunRecord, type StartEvent } from '../protocol';
 import type { Run } from './run';
 import type { WorkerJob, WorkerMessage } from './worker';
@@ -91,6 +92,16 @@ export const forkWorker: SpawnWorker = (job) => {
   const env = { ...process.env };
   delete env[TOKEN_ENV]; // the training process talks to nobody
   const child = fork(process.argv[1], ['serve', '--worker'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+  // Below-normal priority from its first instruction, not only from runWorker's (worker.ts):
+  // loading this bundle, the backend and the model took most of a core at normal priority
+  // for the first second or so of a run, while the editor was handling the run's start.
+  if (child.pid !== undefined) {
+    try {
+      setPriority(child.pid, constants.priority.PRIORITY_BELOW_NORMAL);
+    } catch {
+      // runWorker sets it again, and says so if it cannot
+    }
+  }
   child.send({ kind: 'job', job });
   return child;
 };

@@ -3,7 +3,8 @@
 // accepting a completion, start training from the command palette, watch the Metrics view
 // draw the loss and the status bar count steps, stop the run, reload the window and find
 // the same curve. Screenshots go to test/e2e/.cache/screenshots/; figures (duration,
-// step-to-drawn delay) to test/e2e/.cache/results.json.
+// step-to-drawn delay) to test/e2e/.cache/results.json, and the delay of each live step,
+// hop by hop, to test/e2e/.artifacts/workbench/delays.json.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -12,17 +13,20 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Frame, Locator, Page } from 'playwright-core';
 import type { MetricsState } from '../../webview/model';
+import type { DrawnStep } from '../../webview/protocol';
+import { delayLines, delayReport } from './drawDelays';
 import { RIGHT_VALUE, WRONG_VALUE, writeWorkspace } from './fixture';
-import { cache, metricsFrame, missingTools, openWorkbench, runCommand, waitFor, type Workbench } from './workbench';
+import { cache, metricsFrame, missingTools, openWorkbench, root, runCommand, waitFor, type Workbench } from './workbench';
 
 const shots = join(cache, 'screenshots');
+const artifacts = join(root, 'test', 'e2e', '.artifacts', 'workbench');
 const skip = missingTools();
 const started = Date.now();
 const results: Record<string, unknown> = {};
 
 interface ViewState {
   state: MetricsState;
-  drawLog: { step: number; delayMs: number }[];
+  drawLog: DrawnStep[];
 }
 const viewState = (f: Frame) =>
   f.evaluate(() => {
@@ -193,12 +197,14 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     await frame.locator('#stop').click();
     await waitFor('the stopped state', async () => ((await frame.locator('#state-badge').innerText()) === 'stopped' ? true : undefined), 60_000);
     before5 = await viewState(frame);
-    const delays = before5.drawLog.map((d) => d.delayMs).sort((a, b) => a - b);
-    const q = (p: number) => delays[Math.min(delays.length - 1, Math.floor(p * delays.length))];
-    results.stepToDrawnMs = { samples: delays.length, p50: q(0.5), p95: q(0.95), max: delays.at(-1) };
+    const report = delayReport(before5.drawLog);
+    Object.assign(results, report);
     results.pointsAtStop = before5.state.steps.length;
-    assert.ok(delays.length >= 3, 'live steps were drawn');
-    console.log(`# step end to drawn point: p50 ${q(0.5)} ms, p95 ${q(0.95)} ms over ${delays.length} steps (goal: p95 < 250 ms on an idle machine; reported, not asserted)`);
+    mkdirSync(artifacts, { recursive: true });
+    writeFileSync(join(artifacts, 'delays.json'), JSON.stringify({ ...report, drawLog: before5.drawLog }, null, 2));
+    assert.ok(before5.drawLog.length >= 3, 'live steps were drawn');
+    // The 250 ms p95 goal is read from these lines, not asserted: on a shared machine the delay follows the load.
+    for (const line of delayLines(report)) console.log(line);
     await shot(page, '4-stopped-panel', '.part.sidebar');
   });
 
