@@ -8,8 +8,14 @@
 // fl(level * absmax). A block whose absmax is 0 (all zeros) is scaled by 0 instead of by
 // 1/0, so its values get the code of the level 0 (bitsandbytes would compute 0 * inf = NaN
 // and fall through its comparison tree to an arbitrary code); either way it decodes to 0.
-import { DYNAMIC_MAP, FP4_MAGNITUDE_CODES, FP4_MAGNITUDE_THRESHOLDS, NF4_THRESHOLDS, levelsOf } from './codebooks';
+import * as codebooks from './codebooks';
+import { DYNAMIC_MAP, levelsOf } from './codebooks';
 import type { QuantType } from './codebooks';
+
+// Module-local bindings for the tables the per-value encoders read: where this file runs
+// as CommonJS (tsx for the tests, the benchmarks and real-shape runs), an imported binding
+// is a getter call on every read, which was 5.5 s of SmolLM2-135M's 12-17 s load.
+const { FP4_MAGNITUDE_CODES, FP4_MAGNITUDE_THRESHOLDS, NF4_THRESHOLDS } = codebooks;
 
 export interface Quantized4bit {
   /** One 4-bit code (0..15) per value, in the flattened row-major order of the weight. */
