@@ -196,8 +196,14 @@ describe('Metrics view in a real workbench', { skip }, () => {
     const frame = await waitFor('the view on the second run', async () => {
       const f = await sidebarFrame(page);
       const p = await probe(f);
-      return p.runId && p.runId !== results.firstRun && p.steps >= 35 ? f : undefined;
+      return p.runId && p.runId !== results.firstRun ? f : undefined;
     }, 300_000);
+    // The rest of the wait runs in the page (one cheap check every 500 ms) rather than a
+    // frame scan and a probe from here every 200 ms while the steps being timed arrive.
+    await frame.waitForFunction(() => {
+      const q = (window as unknown as { qloraMetrics: { model: { state: { steps: number[] } } } }).qloraMetrics;
+      return q.model.state.steps.length >= 35;
+    }, undefined, { polling: 500, timeout: 300_000 });
     if (process.env.QLORA_E2E_TRACE) await browser.stopTracing();
     const p = await probe(frame);
     results.secondRun = p.runId;

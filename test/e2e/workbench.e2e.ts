@@ -86,6 +86,8 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
   let page: Page;
   const workspace = mkdtempSync(join(tmpdir(), 'qlora-ws-'));
   let before5: ViewState;
+  /** The live steps drawn before the run's screenshots: what the delay figures are taken from. */
+  let liveDrawLog: ViewState['drawLog'] = [];
 
   before(async () => {
     rmSync(shots, { recursive: true, force: true });
@@ -186,8 +188,12 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     await status.waitFor({ timeout: 30_000 });
     results.statusBar = (await status.innerText()).trim();
     assert.ok(view.state.loss.every((x) => Number.isFinite(x)));
-    // Let more steps arrive live, for the step-to-drawn delay figures.
-    await waitFor('40 live steps drawn', async () => ((await viewState(frame)).drawLog.length >= 40 ? true : undefined), 180_000);
+    // Let more steps arrive live, for the step-to-drawn delay figures. The wait runs in the
+    // page (one cheap check every 500 ms), not as a round trip from here per poll.
+    await frame.waitForFunction(() => (window as unknown as { qloraMetrics: { drawLog: unknown[] } }).qloraMetrics.drawLog.length >= 40, undefined, { polling: 500, timeout: 180_000 });
+    // The figures are taken here, before the screenshots: a full-page capture holds the
+    // renderer for hundreds of ms, which is the harness's load, not the product's.
+    liveDrawLog = (await viewState(frame)).drawLog;
     await shot(page, '3-training');
     await shot(page, '3-training-panel', '.part.sidebar');
   });
@@ -197,12 +203,13 @@ describe('QLoRA extension in a real workbench', { skip }, () => {
     await frame.locator('#stop').click();
     await waitFor('the stopped state', async () => ((await frame.locator('#state-badge').innerText()) === 'stopped' ? true : undefined), 60_000);
     before5 = await viewState(frame);
-    const report = delayReport(before5.drawLog);
+    const report = delayReport(liveDrawLog);
     Object.assign(results, report);
     results.pointsAtStop = before5.state.steps.length;
     mkdirSync(artifacts, { recursive: true });
-    writeFileSync(join(artifacts, 'delays.json'), JSON.stringify({ ...report, drawLog: before5.drawLog }, null, 2));
-    assert.ok(before5.drawLog.length >= 3, 'live steps were drawn');
+    // drawLog: the steps the figures are from; drawLogToStop: every live step up to the stop, screenshots' included.
+    writeFileSync(join(artifacts, 'delays.json'), JSON.stringify({ ...report, drawLog: liveDrawLog, drawLogToStop: before5.drawLog }, null, 2));
+    assert.ok(liveDrawLog.length >= 3, 'live steps were drawn');
     // The 250 ms p95 goal is read from these lines, not asserted: on a shared machine the delay follows the load.
     for (const line of delayLines(report)) console.log(line);
     await shot(page, '4-stopped-panel', '.part.sidebar');
