@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { RunRecord } from '../../server/protocol';
 import { configText, RIGHT_VALUE, writeWorkspace } from './fixture';
-import { cache, missingTools, openWorkbench, root, runCommand, trainingServers, waitFor, type Workbench } from './workbench';
+import { cache, missingTools, openWorkbench, pickFromContextMenu, root, runCommand, trainingServers, waitFor, withRetries, type Workbench } from './workbench';
 
 const shots = join(cache, 'screenshots-lifetime');
 const skip = missingTools() ?? (existsSync(join(root, 'dist', 'cli.js')) ? undefined : 'dist/cli.js is not built (npm run build)');
@@ -61,16 +61,6 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
   };
   /** The extension is active in this window: its status bar item is there (a busy machine takes minutes after a reload). */
   const extensionActive = () => page.locator('.statusbar-item', { hasText: /QLoRA/ }).first().waitFor({ timeout: 300_000 });
-  const contextMenu = async (row: ReturnType<typeof runRow>, entry: string) => {
-    await row.click({ button: 'right' });
-    const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
-    await item.waitFor({ timeout: 10_000 });
-    await item.hover();
-    await page.waitForTimeout(150);
-    await item.click();
-    if (await page.locator('.context-view .monaco-menu').isVisible()) await page.keyboard.press('Enter');
-  };
-
   before(async () => {
     rmSync(shots, { recursive: true, force: true });
     writeWorkspace(workspace);
@@ -176,28 +166,24 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     const demoId = readJson(join(demoDir, 'runs', 'demo', 'run.json')).id as string;
     // The box is opened again if something closed it before the name was typed (CI16: it
     // went inert, then hidden, while the workbench settled after the previous run).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await contextMenu(runRow('demo').first(), 'Rename Run');
-        // The box is ours once it names the run (its prompt); filled before that, the name it
-        // starts with ("demo") would replace what was typed.
-        await page.locator('.quick-input-widget', { hasText: `Run ${demoId}` }).waitFor({ timeout: 30_000 });
-        await waitFor('the new name in the box', async () => {
-          await input.fill('first demo', { timeout: 3_000 });
-          return (await input.inputValue()) === 'first demo' ? true : undefined;
-        }, 10_000);
-        break;
-      } catch (e) {
-        await shot(page, `fail-rename-${attempt}`);
-        if (attempt === 3) throw e;
-        await page.keyboard.press('Escape');
-      }
-    }
+    await withRetries(3, async () => {
+      await pickFromContextMenu(page, runRow('demo').first(), 'Rename Run');
+      // The box is ours once it names the run (its prompt); filled before that, the name it
+      // starts with ("demo") would replace what was typed.
+      await page.locator('.quick-input-widget', { hasText: `Run ${demoId}` }).waitFor({ timeout: 30_000 });
+      await waitFor('the new name in the box', async () => {
+        await input.fill('first demo', { timeout: 3_000 });
+        return (await input.inputValue()) === 'first demo' ? true : undefined;
+      }, 10_000);
+    }, async (n) => {
+      await shot(page, `fail-rename-${n}`);
+      await page.keyboard.press('Escape');
+    });
     await page.keyboard.press('Enter');
     await runRow('first demo').first().waitFor({ timeout: 30_000 });
     assert.equal(readJson(join(demoDir, 'runs', 'demo', 'run.json')).name, 'first demo');
 
-    await contextMenu(runRow('first demo').first(), 'Delete Run');
+    await pickFromContextMenu(page, runRow('first demo').first(), 'Delete Run');
     const button = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Delete' }).first();
     await button.waitFor({ timeout: 10_000 });
     await shot(page, '6-delete-confirm');

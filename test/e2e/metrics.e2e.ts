@@ -14,7 +14,7 @@ import { configText } from '../../server/config/write';
 import type { DrawnStep } from '../../webview/protocol';
 import { delayLines, delayReport } from './drawDelays';
 import { writeWorkspace } from './fixture';
-import { missingTools, openWorkbench, root, runCommand, waitFor, type Workbench } from './workbench';
+import { missingTools, openWorkbench, pickFromContextMenu, root, runCommand, waitFor, withRetries, type Workbench } from './workbench';
 
 const artifacts = join(root, 'test', 'e2e', '.artifacts', 'metrics');
 const skip = missingTools();
@@ -298,25 +298,16 @@ describe('Metrics view in a real workbench', { skip }, () => {
     const row = runsPane.locator('.monaco-list-row', { hasText: 'first-run' }).first();
     await row.waitFor({ timeout: 30_000 });
     // The menu is opened again when its click missed (CI17: the row was picked instead).
-    let p: Probe | undefined;
-    for (let attempt = 1; !p; attempt++) {
-      await row.click({ button: 'right' });
-      const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Compare in Metrics' }).first();
-      await item.waitFor({ timeout: 10_000 });
-      await item.hover();
-      await page.waitForTimeout(150);
-      await item.click();
-      if (await page.locator('.context-view .monaco-menu').isVisible()) await page.keyboard.press('Enter');
-      p = await waitFor('two legend entries', async () => {
+    const p = await withRetries(3, async (n) => {
+      await pickFromContextMenu(page, row, 'Compare in Metrics');
+      return waitFor('two legend entries', async () => {
         const v = await probe(frame);
         return v.legend.length === 2 && v.compared.includes(String(results.firstRun)) ? v : undefined;
-      }, attempt === 3 ? 60_000 : 15_000).catch(async (e: Error) => {
-        await shot(page, `fail-compare-${attempt}`);
-        if (attempt === 3) throw e;
-        await page.keyboard.press('Escape');
-        return undefined;
-      });
-    }
+      }, n === 3 ? 60_000 : 15_000);
+    }, async (n) => {
+      await shot(page, `fail-compare-${n}`);
+      await page.keyboard.press('Escape');
+    });
     results.legend = p.legend;
     assert.ok(p.legend.some((l) => l.startsWith('second-run · ')) && p.legend.some((l) => l.startsWith('first-run · ')), p.legend.join(' | '));
     await shot(page, '6-compare', frame, '#run');

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+import { chromium, type Browser, type Frame, type Locator, type Page } from 'playwright-core';
 
 export const root = join(__dirname, '..', '..');
 export const cache = join(__dirname, '.cache');
@@ -193,6 +193,35 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
   await row.waitFor({ state: 'visible', timeout: 60_000 });
   await page.keyboard.press('Enter');
+}
+
+/**
+ * Right-clicks `row` and clicks its context menu's `entry`. Hovered first and clicked after
+ * a moment: a click as the menu opens can land on the row beneath. Enter if it stays open.
+ */
+export async function pickFromContextMenu(page: Page, row: Locator, entry: string): Promise<void> {
+  await row.click({ button: 'right' });
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: entry }).first();
+  await item.waitFor({ timeout: 10_000 });
+  await item.hover();
+  await page.waitForTimeout(150);
+  await item.click();
+  if (await page.locator('.context-view .monaco-menu').isVisible()) await page.keyboard.press('Enter');
+}
+
+/**
+ * Runs `attempt` (given its number, from 1) up to `tries` times. After a failed try,
+ * `recover` runs (a screenshot, Escape to close what it left open); the last failure is thrown.
+ */
+export async function withRetries<T>(tries: number, attempt: (n: number) => Promise<T>, recover: (n: number) => Promise<void>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (e) {
+      await recover(n);
+      if (n === tries) throw e;
+    }
+  }
 }
 
 /** The frame of the Metrics webview (webviews are iframes two levels deep). */
