@@ -32,7 +32,9 @@ await esbuild.build({
   // tfjs-core's CommonJS entry registers no gradients; its ESM build does.
   mainFields: ['module', 'main'],
   external: ['vscode', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'onnxruntime-node'],
-  banner: { js: '#!/usr/bin/env node' },
+  // The `qlora` bin (dist/cli.js) trains in its own process: it starts with the training flags
+  // of server/trainingNodeFlags.ts (env -S: coreutils, macOS and npm's Windows shims take it).
+  banner: { js: '#!/usr/bin/env -S node --max-semi-space-size=64' },
 });
 // `npx qlora` runs dist/cli.js itself: it must stay executable. esbuild only sets the bit on a
 // file it creates; rewriting one that lost it (a checkout, an npm ci, a copy) keeps it lost.

@@ -4,6 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { constants, setPriority } from 'node:os';
 import { TOKEN_ENV, type RunRecord, type StartEvent } from '../protocol';
+import { withTrainingFlags } from '../trainingNodeFlags';
 import type { Run } from './run';
 import type { WorkerJob, WorkerMessage } from './worker';
 
@@ -91,7 +92,8 @@ export class TrainingProcess {
 export const forkWorker: SpawnWorker = (job) => {
   const env = { ...process.env };
   delete env[TOKEN_ENV]; // the training process talks to nobody
-  const child = fork(process.argv[1], ['serve', '--worker'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+  // Node's flags for training (a young generation for a step's garbage; see trainingNodeFlags.ts).
+  const child = fork(process.argv[1], ['serve', '--worker'], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env, execArgv: withTrainingFlags(process.execArgv) });
   // Below-normal priority from its first instruction, not only from runWorker's (worker.ts):
   // loading this bundle, the backend and the model took most of a core at normal priority
   // for the first second or so of a run, while the editor was handling the run's start.

@@ -16,6 +16,7 @@ import { readModelConfig } from '../../server/engine/formats/modelFolder';
 import { checkMemoryPlan, MemoryPlanError } from '../../server/engine/memory/preflight';
 import { LINEAR_MODULES } from '../../server/engine/model/config';
 import { makeModel, RECIPES } from '../tools/make-model';
+import { withTrainingFlags } from '../../server/trainingNodeFlags';
 
 const shapes = (process.env.QLORA_REAL_SHAPES ?? 'smollm2-135m').split(',').map((s) => s.trim()).filter(Boolean);
 const steps = Number(process.env.QLORA_REAL_SHAPES_STEPS ?? 3);
@@ -66,7 +67,7 @@ for (const name of shapes) {
   }
   const work = mkdtempSync(join(tmpdir(), 'qlora-real-run-'));
   try {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'realShapeRun.ts'), dir, String(seq), String(steps), work], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [...withTrainingFlags([]), '--import', 'tsx', join(here, 'realShapeRun.ts'), dir, String(seq), String(steps), work], { encoding: 'utf8' });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     let m: RunResult;
     try {

@@ -9,7 +9,8 @@ let failed = 0;
 for (const f of readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).sort()) {
   if (only.length && !only.some((s) => f.includes(s))) continue;
   console.log(`\n=== ${f}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, f)], { stdio: 'inherit' });
+  // With the flags the product's training process has (server/trainingNodeFlags.ts).
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(dir, f)], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);
