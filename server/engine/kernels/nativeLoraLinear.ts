@@ -17,18 +17,32 @@
 // for x and dxd = gs A for xd (dA = gs^T xd), for autograd to take the latter through
 // the dropout and add them.
 //
-// A 4-bit weight comes dequantized by Dequantize4bit (the SIMD loop, into a transient
-// tensor) both ways. ORT's MatMulBnb4 (com.microsoft) reads this project's packing too and
-// ran the forward product on the packed codes, with no float W on the wasm heap; but it
-// dequantizes all of W again inside each call, and with it the training step took 5-8%
-// more CPU and wall time on the benchmark shape (interleaved rounds, the same loss to the
-// bit); its transB = 0 form, which dx = dy W would need, gave wrong results in ORT 1.30.
-import { FLOAT, type GraphSpec, type NodeSpec, fusedMatMul } from './native/onnxGraph';
+// A 4-bit weight's forward product can skip the float W on the wasm heap altogether
+// (LORA_LINEAR_4BIT): ORT's MatMulBnb4 (com.microsoft) reads the packed codes as they are
+// stored here (bitsandbytes' layout: two codes a byte, the even index in the high nibble)
+// and dequantizes inside its native call, to the same float32 values as Dequantize4bit
+// (codebook level times block absmax, one rounding; checked bit for bit in the tests).
+// Its transB = 0 form, which dx = dy W would need, does not give correct results in ORT
+// 1.30, so the backward pass still dequantizes with Dequantize4bit. Dequantize4bit + the
+// plain forward graph instead was measured too: 5-8% less step time on the benchmark
+// shape, but SmolLM2-135M's wasm heap high-water rose 0.45 -> 0.54 GB (a float W per
+// forward product on the heap, between the activations); memory is what stops real
+// models here, so MatMulBnb4 stays.
+import { tf } from '../tf';
+import { activeNativeProvider } from './nativeBatchMatMul';
+import { FLOAT, UINT8, type GraphSpec, type NodeSpec, fusedMatMul } from './native/onnxGraph';
 import { registerGraphKernel } from './native/graphKernel';
+import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } from '../quant/kernels';
 
 export const LORA_LINEAR = 'QloraLoraLinear';
+export const LORA_LINEAR_4BIT = 'QloraLoraLinear4bit';
 export const LORA_LINEAR_GRAD = 'QloraLoraLinearGrad';
 export const LORA_ADAPTER_GRAD = 'QloraLoraAdapterGrad';
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
 
 interface Attrs { scaling: number; wt: number; drop: number }
 
@@ -127,3 +141,59 @@ register(LORA_ADAPTER_GRAD, () => ['dy', 'b', 'x', 'hs'], (s) => {
   }
   return [[r, i], [o, r]];
 }, () => ['da', 'db'], adapterGradGraph);
+
+/** The forward graph with W given as packed 4-bit codes and block absmax (MatMulBnb4). */
+function forward4bitGraph(scaling: number, drop: number, q: Dequantize4bitAttrs): GraphSpec {
+  const [out, inp] = q.shape;
+  return {
+    nodes: [
+      fusedMatMul(drop ? 'xd' : 'x', 'a', 'hs', { alpha: scaling, transB: true }),
+      { opType: 'MatMulBnb4', domain: 'com.microsoft', inputs: ['x', 'codes', 'absmax'], outputs: ['base'],
+        attrs: [{ name: 'K', i: inp }, { name: 'N', i: out }, { name: 'block_size', i: q.blockSize },
+          { name: 'quant_type', i: q.quantType === 'nf4' ? 1 : 0 }, { name: 'transB', i: 1 }] },
+      gemmAddBt('hs', 'b', 'base', 'y'),
+    ],
+    inputs: [v('x', 'n', 'i'), { name: 'codes', elemType: UINT8, dims: ['bytes'] }, { name: 'absmax', elemType: FLOAT, dims: ['blocks'] },
+      v('a', 'r', 'i'), v('b', 'o', 'r'), ...(drop ? [v('xd', 'n', 'i')] : [])],
+    outputs: [v('y', 'n', 'o'), v('hs', 'n', 'r')],
+  };
+}
+
+/** Whether MatMulBnb4 can take this weight: whole bytes of codes (it reads (n + 1) / 2 of them). */
+export function fourBitForwardRuns(q: Dequantize4bitAttrs): boolean {
+  return (q.quantType === 'nf4' || q.quantType === 'fp4') && (q.shape[0] * q.shape[1]) % 2 === 0;
+}
+
+if (!tf.getKernel(LORA_LINEAR_4BIT, 'wasm')) {
+  tf.registerKernel({
+    kernelName: LORA_LINEAR_4BIT,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const p = activeNativeProvider();
+      if (!p) throw new Error(`${LORA_LINEAR_4BIT}: the native provider is not running (callers check loraLinearRuns())`);
+      const { scaling, drop, ...q } = args.attrs as unknown as Dequantize4bitAttrs & { scaling: number; drop: number };
+      const info = (n: string) => args.inputs[n] as tf.TensorInfo | undefined;
+      const x = info('x')!, a = info('a')!, b = info('b')!, xd = drop ? info('xd')! : undefined;
+      if (xd && (xd.shape[0] !== x.shape[0] || xd.shape[1] !== x.shape[1])) throw new Error(`${LORA_LINEAR_4BIT}: xd [${xd.shape}] differs from x [${x.shape}]`);
+      const [out, inp] = q.shape;
+      dims(LORA_LINEAR_4BIT, { x: x.shape, a: a.shape, b: b.shape, w: [out, inp] }, 0);
+      const [n, r] = [x.shape[0], a.shape[0]];
+      const wasm = args.backend as unknown as WasmBackendLike;
+      const y = wasm.makeOutput([n, out], 'float32'), hs = wasm.makeOutput([n, r], 'float32');
+      // Views after every allocation: growing the heap detaches older views.
+      const heap = (t: tf.TensorInfo | undefined) => (t ? wasm.typedArrayFromHeap(t) : undefined);
+      const arrays = { packed: heap(info('packed')), absmax: heap(info('absmax')), absmaxCodes: heap(info('absmaxCodes')),
+        absmax2: heap(info('absmax2')) } as Dequantize4bitArrays;
+      // Decoded here on every call (numBlocks values, 1/64 of W): a kept copy would cost memory.
+      const absmax = decodeAbsmax(arrays, q);
+      const codes = new Uint8Array(arrays.packed.buffer, arrays.packed.byteOffset, (out * inp + 1) >> 1);
+      const f32 = (t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
+      const feeds: Record<string, [Float32Array | Uint8Array, number[]]> = { x: [f32(x), x.shape], codes: [codes, [codes.length]],
+        absmax: [absmax, [absmax.length]], a: [f32(a), a.shape], b: [f32(b), b.shape] };
+      if (xd) feeds.xd = [f32(xd), xd.shape];
+      p.runGraph(`${LORA_LINEAR_4BIT}:${scaling}:${drop}:${q.quantType}:${q.blockSize}:${out}x${inp}`, () => forward4bitGraph(scaling, drop, q), feeds,
+        { y: [f32(y), [n, out]], hs: [f32(hs), [n, r]] });
+      return [y, hs];
+    },
+  });
+}

@@ -184,11 +184,10 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     { name: 'runtime', label: 'Node, TensorFlow.js and the tokenizer', bytes: RUNTIME_BYTES + m.vocabSize * TOKENIZER_BYTES_PER_TOKEN, where: 'host', phase: 'resident' },
   ];
   if (backend === 'wasm' && (input.nativeKernels ?? true)) {
-    // What the native calls' arenas hold at their largest, beside the fixed share:
-    // attention's (B, nh, T, T) scores and their gradients (about six), and a loss chunk's
-    // (v, N) scores (about four). Weights come to them dequantized, on the wasm heap
-    // (the workspace part).
-    const perCall = 6 * Math.max(1, input.microBatch) * nh * T * T * 4 + 4 * N * chunk * 4;
+    // What the native calls' arenas hold at their largest, beside the fixed share: a 4-bit
+    // weight dequantized inside the forward product (MatMulBnb4), attention's (B, nh, T, T)
+    // scores and their gradients (about six), and a loss chunk's (v, N) scores (about four).
+    const perCall = largestProjection * 4 + 6 * Math.max(1, input.microBatch) * nh * T * T * 4 + 4 * N * chunk * 4;
     parts.push({ name: 'nativeKernels', label: 'native CPU kernels (onnxruntime): library, arenas and kept buffers',
       bytes: NATIVE_RUNTIME_BYTES + perCall, where: 'host', phase: 'resident' });
   }

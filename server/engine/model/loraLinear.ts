@@ -5,14 +5,16 @@
 // then takes x and dropout(x) and returns a gradient for each. Elsewhere the caller keeps
 // the two ops apart (frozenLinear + LoraLayer.delta); both compute the same sums.
 //
-// A quantized weight is dequantized for each native call, forward and backward (as in
-// frozenLinear): a float copy kept from the forward pass would cost a projection's fp32
-// size per layer for the whole step.
+// A 4-bit weight's forward pass hands the packed codes to the native call, which
+// dequantizes inside it (no float W on the wasm heap, no JavaScript dequantize loop); as
+// in frozenLinear, the backward pass dequantizes the weight again rather than keeping a
+// float copy from the forward pass alive.
 import { tf } from '../tf';
 import { transposesAreFree } from '../kernels/nativeBatchMatMul';
-import { LORA_ADAPTER_GRAD, LORA_LINEAR, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
+import { fourBitForwardRuns, LORA_ADAPTER_GRAD, LORA_LINEAR, LORA_LINEAR_4BIT, LORA_LINEAR_GRAD } from '../kernels/nativeLoraLinear';
 import { customGrad, fusedHere, runFused } from '../ops/hostKernel';
 import { dropout } from '../ops/dropout';
+import { QuantizedWeight } from '../quant/quantizedWeight';
 import { DenseWeight, type FrozenWeight } from './frozenLinear';
 import type { LoraLayer } from '../lora/loraLayer';
 
@@ -32,8 +34,13 @@ export function loraLinear(x: tf.Tensor2D, w: FrozenWeight, adapter: LoraLayer, 
   const drop = dropoutSeed !== undefined && adapter.dropout > 0 ? 1 : 0;
   const weight = () => (wt ? w.dequantize({ transpose: true }) : w.dequantize());
   const attrs = { scaling: adapter.scaling, wt, drop };
-  const forward = (xIn: tf.Tensor, xd: tf.Tensor | undefined, a: tf.Tensor, b: tf.Tensor): tf.Tensor[] =>
-    runFused<tf.Tensor[]>(LORA_LINEAR, { x: xIn, w: weight(), a, b, ...(xd ? { xd } : {}) }, attrs);
+  const packed = w instanceof QuantizedWeight ? w.kernelOperands() : undefined;
+  const forward = (xIn: tf.Tensor, xd: tf.Tensor | undefined, a: tf.Tensor, b: tf.Tensor): tf.Tensor[] => {
+    const adapterInput: tf.NamedTensorMap = xd ? { xd } : {};
+    if (!packed || !fourBitForwardRuns(packed.attrs)) return runFused<tf.Tensor[]>(LORA_LINEAR, { x: xIn, w: weight(), a, b, ...adapterInput }, attrs);
+    return runFused<tf.Tensor[]>(LORA_LINEAR_4BIT, { x: xIn, a, b, ...adapterInput, ...packed.tensors } as tf.NamedTensorMap,
+      { ...packed.attrs, scaling: adapter.scaling, drop } as unknown as Record<string, number>);
+  };
   const xd = drop ? dropout(x, adapter.dropout, dropoutSeed!) : undefined;
   if (opts.inputGrad === false) {
     // x (and xd) are constants here: the op's inputs are A and B only.

@@ -149,8 +149,8 @@ export class QuantizedWeight {
   }
 
   /**
-   * The packed tensors and the Dequantize4bit attributes, as the dequantize kernels read
-   * them (the kernel tests call the SIMD loop on them directly). Still owned by this weight.
+   * The packed tensors and the Dequantize4bit attributes, for a kernel that dequantizes
+   * inside its own native call (kernels/nativeLoraLinear.ts). Still owned by this weight.
    */
   kernelOperands(): { tensors: Dequantize4bitTensors; attrs: Dequantize4bitAttrs } {
     this.checkAlive();
