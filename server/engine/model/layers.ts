@@ -29,9 +29,13 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
 export function repeatKv(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
   if (nRep === 1) return x;
   const [B, nkv, T, hs] = x.shape;
-  // Rank 4, not 5: TensorFlow.js has no tile gradient above rank 4.
-  const tiled = tf.tile(tf.reshape(x, [B, nkv, 1, T * hs]), [1, 1, nRep, 1]);
-  return tf.reshape(tiled, [B, nkv * nRep, T, hs]);
+  // nRep copies side by side, by concat, not tile: each copy is one contiguous (T * hs) run,
+  // and wasm's Concat moves whole runs where its Tile indexes every element. Measured on
+  // SmolLM2-135M's k and v (3 kv heads, 3 copies, T 256, hs 64): Tile 15.7 ms and 19.4 ms
+  // with its gradient, Concat 0.73 and 1.6 ms; 1.5 s of a 5.9 s training step went to Tile.
+  const one = tf.reshape(x, [B, nkv, 1, T * hs]);
+  const repeated = tf.concat(Array.from({ length: nRep }, () => one), 2);
+  return tf.reshape(repeated, [B, nkv * nRep, T, hs]);
 }
 
 /** Additive causal mask (T, T): 0 where key j <= query i, a large negative number above. */
