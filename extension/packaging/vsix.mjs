@@ -38,10 +38,6 @@ const run = (cmd, cmdArgs) => {
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 
-// Built first, so that the staging below lands in the dist/ that is packed (vsce runs
-// vscode:prepublish, the same build, again; it only rewrites the bundles).
-run(process.execPath, ['esbuild.mjs']);
-
 // What each target needs from the package's bin/napi-v6/<platform>/<arch>/: the binding and
 // the library it links (macOS's tarball also carries a second, unlinked copy of the library;
 // Windows' onnxruntime.dll comes with the DirectML libraries it was built against).
@@ -53,6 +49,8 @@ const NATIVE = {
   'win32-arm64': ['win32/arm64', ['onnxruntime_binding.node', 'onnxruntime.dll', 'DirectML.dll', 'dxcompiler.dll', 'dxil.dll']],
 };
 
+// vsce builds the bundles itself (vscode:prepublish) before it packs; that build writes only
+// its own files in dist/, so what is staged here stays.
 const staged = join(root, 'dist', 'node_modules');
 // Only this script writes dist/node_modules: a stale target's binaries are cleared first.
 rmSync(staged, { recursive: true, force: true });

@@ -171,8 +171,8 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     await extensionActive();
     await runCommand(page, 'Focus on Runs View');
     const input = page.locator('.quick-input-widget input');
-    const demoId = readJson(join(demoDir, 'runs', 'demo', 'run.json')).id as string;
     const runName = () => readJson(join(demoDir, 'runs', 'demo', 'run.json')).name as string | undefined;
+    const demoId = readJson(join(demoDir, 'runs', 'demo', 'run.json')).id as string;
     // The whole rename is tried again if something closed the box before the name reached
     // the server (CI16: the box went inert, then hidden, while the workbench settled after the
     // previous run; CI18: the name was typed, then Enter went elsewhere and the run kept its
@@ -194,7 +194,7 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
       await page.keyboard.press('Escape');
     });
     await runRow('first demo').first().waitFor({ timeout: 30_000 });
-    assert.equal(readJson(join(demoDir, 'runs', 'demo', 'run.json')).name, 'first demo');
+    assert.equal(runName(), 'first demo');
 
     await pickFromContextMenu(page, runRow('first demo').first(), 'Delete Run');
     const button = page.locator('.monaco-dialog-box .monaco-button', { hasText: 'Delete' }).first();
