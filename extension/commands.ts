@@ -65,6 +65,8 @@ const handlers: { [K in CommandName]: Handler } = {
     if (!run) return;
     const name = await vscode.window.showInputBox({
       title: 'QLoRA: Rename Run', value: runName(run), prompt: `Run ${run.id} in ${run.outputDir}`,
+      // A notification or a view refreshing beside it (runs end in the background) must not throw away a name being typed.
+      ignoreFocusOut: true,
       validateInput: (v) => (v.trim() && v.length <= 200 ? undefined : 'A name of 1-200 characters'),
     });
     if (name !== undefined && name.trim() !== runName(run)) await ctx.runs.rename(run.id, name.trim());

@@ -184,6 +184,28 @@ async function stopTrainingServers(dir: string): Promise<void> {
   }
 }
 
+/**
+ * What the workbench shows and the training servers logged, for a failing test to print:
+ * the notifications, the quick input (its text and value) and where focus is, then the
+ * last lines of each server's log.
+ */
+export async function workbenchState(wb: Workbench, page: Page): Promise<string> {
+  const lines: string[] = ['--- workbench state ---'];
+  const texts = async (selector: string) => (await page.locator(selector).allInnerTexts().catch(() => [])).map((t) => t.replace(/\s+/g, ' ').trim());
+  lines.push(`notifications: ${JSON.stringify(await texts('.notification-toast'))}`);
+  const quick = page.locator('.quick-input-widget');
+  if (await quick.isVisible().catch(() => false)) {
+    lines.push(`quick input: ${JSON.stringify(await texts('.quick-input-widget'))}, value ${JSON.stringify(await quick.locator('input').inputValue().catch(() => '?'))}`);
+  } else lines.push('quick input: hidden');
+  lines.push(`focus: ${await page.evaluate(() => { const a = document.activeElement; return a ? `${a.tagName}.${a.className}` : 'none'; }).catch(() => '?')}`);
+  const records = join(wb.dir, 'xdg-state', 'qlora-studio');
+  for (const f of existsSync(records) ? readdirSync(records).filter((n) => n.endsWith('.log')) : []) {
+    lines.push(`${f} (last 40 lines):`, ...readFileSync(join(records, f), 'utf8').split('\n').slice(-40));
+  }
+  lines.push(`code-server (last 20 lines): ${wb.log.join('').split('\n').slice(-20).join('\n')}`);
+  return lines.join('\n');
+}
+
 /** Runs a command from the palette, as a person would: F1, its title, Enter. */
 export async function runCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press('F1');
@@ -206,7 +228,10 @@ export async function pickFromContextMenu(page: Page, row: Locator, entry: strin
   await item.hover();
   await page.waitForTimeout(150);
   await item.click();
-  if (await page.locator('.context-view .monaco-menu').isVisible()) await page.keyboard.press('Enter');
+  // Enter only where the menu is still open a second later: checked at once, the menu was
+  // often still closing, and Enter ran its item a second time (a second rename box).
+  const menu = page.locator('.context-view .monaco-menu');
+  if (!(await menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false))) await page.keyboard.press('Enter');
 }
 
 /**
