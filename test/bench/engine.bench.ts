@@ -109,9 +109,11 @@ async function ours(): Promise<{ contenders: Contender[]; device: string; flops:
 }
 
 /** A peer process that stays up between rounds: one JSON line per request. */
-async function peer(label: string, python: string, env: Record<string, string>): Promise<Contender & { info: Record<string, unknown>; close(): void } | string> {
+async function peer(label: string, python: string, env: Record<string, string | undefined>): Promise<Contender & { info: Record<string, unknown>; close(): void } | string> {
+  // An undefined value removes the variable (the machine's own OPENBLAS_CORETYPE, for one).
+  const childEnv = Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const child: ChildProcessWithoutNullStreams = spawn(python, [join(__dirname, 'peer_torch.py'), String(layers), String(T), String(B), '1', '--serve'],
-    { env: { ...process.env, ...env } });
+    { env: childEnv });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const lines = createInterface({ input: child.stdout });
@@ -153,11 +155,17 @@ async function peer(label: string, python: string, env: Record<string, string>):
     console.log('peer: PyTorch is not installed, so the peer cannot run: `sudo apt-get install python3-torch libopenblas0-pthread` ' +
       '(Debian; without OpenBLAS its torch runs the reference BLAS), then `npm run bench` again.');
   } else {
-    const shipped = process.env.OPENBLAS_CORETYPE ? `torch as shipped (OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE})` : 'torch as shipped';
-    for (const [label, env] of [[shipped, {}], ['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]] as const) {
+    // Where this machine's environment sets OPENBLAS_CORETYPE, torch as shipped runs those
+    // kernels; the package's own choice (OpenBLAS detecting the core) is a contender too.
+    const set = process.env.OPENBLAS_CORETYPE;
+    const peers: [string, Record<string, string | undefined>][] = set
+      ? [[`torch as shipped, this machine's OPENBLAS_CORETYPE=${set}`, {}], ['torch as shipped, OpenBLAS detects the core', { OPENBLAS_CORETYPE: undefined }]]
+      : [['torch as shipped', {}]];
+    peers.push(['torch, OPENBLAS_CORETYPE=SkylakeX', { OPENBLAS_CORETYPE: 'SkylakeX' }]);
+    for (const [label, env] of peers) {
       const p = await peer(label, python, env);
       if (typeof p === 'string') { console.log(`peer ${label}: failed: ${p}`); continue; }
-      console.log(`peer ${label}: torch ${p.info.torch}, ${p.info.threads} thread(s), BLAS ${p.info.blas}`);
+      console.log(`peer ${label}: torch ${p.info.torch}, ${p.info.threads} thread(s), BLAS ${p.info.blas}, OpenBLAS core ${p.info.core}`);
       contenders.push(p);
       closers.push(p.close);
     }
@@ -172,11 +180,11 @@ async function peer(label: string, python: string, env: Record<string, string>):
 
   const base = contenders[0];
   const gflops = (ms: number) => o.flops / (ms * 1e6);
-  console.log('\n| contender                                   | wall ms min | wall ms median | CPU ms min | CPU ms median | GFLOP/s per CPU s | kernels/step | ours / this (CPU, median) | ours / this (wall, median) |');
-  console.log('|---------------------------------------------|-------------|----------------|------------|---------------|-------------------|--------------|---------------------------|----------------------------|');
+  console.log('\n| contender                                            | wall ms min | wall ms median | CPU ms min | CPU ms median | GFLOP/s per CPU s | kernels/step | ours / this (CPU, median) | ours / this (wall, median) |');
+  console.log('|------------------------------------------------------|-------------|----------------|------------|---------------|-------------------|--------------|---------------------------|----------------------------|');
   for (const c of contenders) {
     const s = c.samples;
-    console.log(`| ${c.label.padEnd(43)} | ${min(s.wall).toFixed(0).padStart(11)} | ${median(s.wall).toFixed(0).padStart(14)} | ` +
+    console.log(`| ${c.label.padEnd(52)} | ${min(s.wall).toFixed(0).padStart(11)} | ${median(s.wall).toFixed(0).padStart(14)} | ` +
       `${min(s.cpu).toFixed(0).padStart(10)} | ${median(s.cpu).toFixed(0).padStart(13)} | ${gflops(median(s.cpu)).toFixed(1).padStart(17)} | ` +
       `${(c.kernels === undefined ? '-' : String(c.kernels)).padStart(12)} | ` +
       `${(median(s.cpu) / median(base.samples.cpu)).toFixed(2).padStart(24)}x | ${(median(s.wall) / median(base.samples.wall)).toFixed(2).padStart(25)}x |`);

@@ -103,9 +103,23 @@ def blas_library():
     return ", ".join(sorted(libs)) or "unknown"
 
 
+def openblas_core():
+    """The kernels OpenBLAS runs (its own detection, or OPENBLAS_CORETYPE), where the BLAS loaded is OpenBLAS."""
+    import ctypes
+    for lib in blas_library().split(", "):
+        if "openblas" in lib:
+            try:
+                f = ctypes.CDLL(lib).openblas_get_corename
+                f.restype = ctypes.c_char_p
+                return f().decode()
+            except (OSError, AttributeError):
+                return "unknown"
+    return "not OpenBLAS"
+
+
 step()
 if "--serve" in sys.argv:
-    print(json.dumps({"ready": True, "blas": blas_library(), "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    print(json.dumps({"ready": True, "blas": blas_library(), "core": openblas_core(), "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
     for line in sys.stdin:
         wall, cpu = [], []
         for _ in range(int(line)):
