@@ -147,3 +147,29 @@ test('FrozenTable: 16-bit when the values are bf16 or fp16 already, fp32 otherwi
   assert.deepEqual([...h.gather([1, 0]).dataSync()], [65504, 2 ** -24, 1 + 2 ** -10, -0.333251953125]);
   assert.throws(() => kept.gather([0, 2]), /token id 2 is outside the vocabulary of 2/);
 });
+
+test('FrozenTable on wasm: rows2d and gather write straight into the tensor on the heap, equal to the host decode for bf16, fp16 and fp32 tables, and leave no tensors behind', async () => {
+  await initBackend('wasm');
+  const rng = new Rng(5);
+  const fp32 = Float32Array.from({ length: 7 * 5 }, () => rng.normal());
+  const tables = {
+    bf16: FrozenTable.fromFloat32(fp32, 7, 5, { round: 'bf16' }),
+    fp16: FrozenTable.fromFloat32(Float32Array.from(fp32, (x) => Math.round(x * 1024) / 1024), 7, 5),
+    fp32: FrozenTable.fromFloat32(fp32, 7, 5),
+  };
+  for (const [dtype, t] of Object.entries(tables)) {
+    assert.equal(t.dtype, dtype);
+    const before = tf.memory().numTensors;
+    const host = t.toFloat32();
+    const chunk = t.rows2d(2, 6);
+    assert.deepEqual(chunk.shape, [4, 5]);
+    assert.deepEqual([...chunk.dataSync()], [...host.subarray(2 * 5, 6 * 5)], `${dtype}: rows [2, 6)`);
+    const ids = [6, 0, 3, 3];
+    const rows = t.gather(ids);
+    assert.deepEqual([...rows.dataSync()], ids.flatMap((id) => [...host.subarray(id * 5, (id + 1) * 5)]), `${dtype}: gather`);
+    const none = t.gather([]);
+    assert.deepEqual(none.shape, [0, 5]);
+    tf.dispose([chunk, rows, none]);
+    assert.equal(tf.memory().numTensors, before, `${dtype}: tensors`);
+  }
+});

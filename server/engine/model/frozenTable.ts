@@ -14,6 +14,30 @@ import { float16BitsToFloat32, float32BitsToBfloat16Bits, float32BitsToFloat16Bi
 
 export type TableDtype = 'bf16' | 'fp16' | 'fp32';
 
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+}
+
+/**
+ * A (rows, cols) float32 tensor whose values `fill` writes. On wasm they are written into
+ * the tensor's own memory on the heap: a host array first was one more copy of every
+ * value, and fresh host buffers a step (a head's vocabulary chunks, twice) were what set
+ * off the collector (a scavenge a step, for external memory). `fill` must not allocate on
+ * the heap (growing it detaches the view).
+ */
+function filledTensor(rows: number, cols: number, fill: (out: Float32Array) => void): tf.Tensor2D {
+  if (tf.getBackend() === 'wasm' && rows * cols > 0) {
+    const wasm = tf.backend() as unknown as WasmBackendLike;
+    const info = wasm.makeOutput([rows, cols], 'float32');
+    fill(wasm.typedArrayFromHeap(info));
+    return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+  }
+  const out = new Float32Array(rows * cols);
+  fill(out);
+  return tf.tensor2d(out, [rows, cols]);
+}
+
 let fp16Values: Float32Array | undefined;
 /** All 65,536 float16 values as float32: widening is one lookup. */
 function float16Table(): Float32Array {
@@ -67,48 +91,49 @@ export class FrozenTable {
 
   /** Rows [start, end) as fp32, (end - start, cols), in the stored (row-major) layout. */
   rowsToHost(start: number, end: number): Float32Array {
-    if (!(start >= 0 && end <= this.rows && start <= end)) throw new Error(`FrozenTable: rows [${start}, ${end}) outside [0, ${this.rows})`);
-    const n = (end - start) * this.cols;
-    const out = new Float32Array(n);
-    if (this.f32) {
-      out.set(this.f32.subarray(start * this.cols, end * this.cols));
-      return out;
-    }
-    const src = this.bits!.subarray(start * this.cols, end * this.cols);
-    if (this.fp16) {
-      const t = this.fp16;
-      for (let i = 0; i < n; i++) out[i] = t[src[i]];
-      return out;
-    }
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) u[i] = src[i] << 16;
+    this.checkRows(start, end);
+    const out = new Float32Array((end - start) * this.cols);
+    this.rowsInto(out, start, end);
     return out;
   }
 
   /** Rows [start, end) as a tensor (end - start, cols). The caller disposes it. */
   rows2d(start: number, end: number): tf.Tensor2D {
-    return tf.tensor2d(this.rowsToHost(start, end), [end - start, this.cols]);
+    this.checkRows(start, end);
+    return filledTensor(end - start, this.cols, (out) => this.rowsInto(out, start, end));
   }
 
   /** The rows of `ids`, in order, as a tensor (ids.length, cols): an embedding lookup. */
   gather(ids: ArrayLike<number>): tf.Tensor2D {
-    const C = this.cols;
-    const out = new Float32Array(ids.length * C);
-    const u = new Uint32Array(out.buffer);
     for (let r = 0; r < ids.length; r++) {
       const id = ids[r];
       if (!(Number.isInteger(id) && id >= 0 && id < this.rows)) throw new Error(`token id ${id} is outside the vocabulary of ${this.rows}`);
-      if (this.f32) {
-        out.set(this.f32.subarray(id * C, (id + 1) * C), r * C);
-      } else if (this.fp16) {
-        const src = this.bits!, t = this.fp16;
-        for (let i = 0, s = id * C, d = r * C; i < C; i++) out[d + i] = t[src[s + i]];
-      } else {
-        const src = this.bits!;
-        for (let i = 0, s = id * C, d = r * C; i < C; i++) u[d + i] = src[s + i] << 16;
-      }
     }
-    return tf.tensor2d(out, [ids.length, C]);
+    return filledTensor(ids.length, this.cols, (out) => {
+      for (let r = 0; r < ids.length; r++) this.rowsInto(out.subarray(r * this.cols, (r + 1) * this.cols), ids[r], ids[r] + 1);
+    });
+  }
+
+  private checkRows(start: number, end: number): void {
+    if (!(start >= 0 && end <= this.rows && start <= end)) throw new Error(`FrozenTable: rows [${start}, ${end}) outside [0, ${this.rows})`);
+  }
+
+  /** Widens rows [start, end) into out (exactly their (end - start) * cols values). */
+  private rowsInto(out: Float32Array, start: number, end: number): void {
+    const n = (end - start) * this.cols;
+    if (this.f32) {
+      out.set(this.f32.subarray(start * this.cols, end * this.cols));
+      return;
+    }
+    const src = this.bits!.subarray(start * this.cols, end * this.cols);
+    if (this.fp16) {
+      const t = this.fp16;
+      for (let i = 0; i < n; i++) out[i] = t[src[i]];
+      return;
+    }
+    // bf16 is the high half of the float32: written as bits, through a view of out's own bytes.
+    const u = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) u[i] = src[i] << 16;
   }
 
   /** The whole table as fp32 (rows, cols): for export and tests, not the training path. */
