@@ -6,11 +6,7 @@
 // replaced (wasmBatchMatMul.ts).
 import { tf } from '../tf';
 import type { NativeProvider } from './native/ortProvider';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import type { WasmBackendLike } from './wasmBackend';
 
 let provider: NativeProvider | undefined;
 let enabled = true;

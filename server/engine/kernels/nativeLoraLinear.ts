@@ -33,16 +33,12 @@ import { activeNativeProvider } from './nativeBatchMatMul';
 import { FLOAT, UINT8, type GraphSpec, type NodeSpec, fusedMatMul } from './native/onnxGraph';
 import { registerGraphKernel } from './native/graphKernel';
 import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } from '../quant/kernels';
+import type { WasmBackendLike } from './wasmBackend';
 
 export const LORA_LINEAR = 'QloraLoraLinear';
 export const LORA_LINEAR_4BIT = 'QloraLoraLinear4bit';
 export const LORA_LINEAR_GRAD = 'QloraLoraLinearGrad';
 export const LORA_ADAPTER_GRAD = 'QloraLoraAdapterGrad';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 interface Attrs { scaling: number; wt: number; drop: number }
 

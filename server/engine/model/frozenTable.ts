@@ -11,13 +11,9 @@
 // Llama-3.2-1B embedding is 1.05 GB in fp32 - twice that when the head was a second copy.
 import { tf } from '../tf';
 import { float16BitsToFloat32, float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from '../formats/halfFloat';
+import type { WasmBackendLike } from '../kernels/wasmBackend';
 
 export type TableDtype = 'bf16' | 'fp16' | 'fp32';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
-}
 
 /**
  * A (rows, cols) float32 tensor whose values `fill` writes. On wasm they are written into
@@ -30,7 +26,7 @@ function filledTensor(rows: number, cols: number, fill: (out: Float32Array) => v
   if (tf.getBackend() === 'wasm' && rows * cols > 0) {
     const wasm = tf.backend() as unknown as WasmBackendLike;
     const info = wasm.makeOutput([rows, cols], 'float32');
-    fill(wasm.typedArrayFromHeap(info));
+    fill(wasm.typedArrayFromHeap(info) as Float32Array);
     return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
   }
   const out = new Float32Array(rows * cols);

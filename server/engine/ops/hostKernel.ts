@@ -6,6 +6,7 @@
 import { tf } from '../tf';
 import { activeNativeProvider } from '../kernels/nativeBatchMatMul';
 import type { NativeProvider } from '../kernels/native/ortProvider';
+import type { WasmBackendLike } from '../kernels/wasmBackend';
 
 export type HostCompute = (inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[]) => void;
 
@@ -32,10 +33,6 @@ export interface HostKernelSpec {
 interface CpuBackendLike {
   data: { get(dataId: tf.DataId): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 const BACKENDS = ['cpu', 'wasm'] as const;

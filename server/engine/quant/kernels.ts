@@ -16,6 +16,7 @@ import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from './codebooks';
 import { dequantizeBlocksSimd } from '../kernels/wasmDequantize4bit';
 import { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
+import type { WasmBackendLike } from '../kernels/wasmBackend';
 
 export { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
 
@@ -136,10 +137,6 @@ function outShapeOf(attrs: Dequantize4bitAttrs): [number, number] {
 interface CpuBackendLike {
   data: { get(dataId: tf.DataId): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 function attrsOf(attrs: tf.NamedAttrMap | undefined): Dequantize4bitAttrs {

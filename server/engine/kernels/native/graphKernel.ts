@@ -6,11 +6,7 @@
 import { tf } from '../../tf';
 import { activeNativeProvider } from '../nativeBatchMatMul';
 import type { GraphSpec } from './onnxGraph';
-
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import type { WasmBackendLike } from '../wasmBackend';
 
 export type ConstantFeed = [Float32Array | BigInt64Array, number[]];
 
