@@ -6,7 +6,7 @@
 // replaced (wasmBatchMatMul.ts).
 import { tf } from '../tf';
 import type { NativeProvider } from './native/ortProvider';
-import type { WasmBackendLike } from './wasmBackend';
+import type { WasmBackendLike } from './backendLike';
 
 let provider: NativeProvider | undefined;
 let enabled = true;

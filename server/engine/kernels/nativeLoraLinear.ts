@@ -33,7 +33,7 @@ import { activeNativeProvider } from './nativeBatchMatMul';
 import { FLOAT, UINT8, type GraphSpec, type NodeSpec, fusedMatMul } from './native/onnxGraph';
 import { registerGraphKernel } from './native/graphKernel';
 import { decodeAbsmax, type Dequantize4bitArrays, type Dequantize4bitAttrs } from '../quant/kernels';
-import type { WasmBackendLike } from './wasmBackend';
+import type { WasmBackendLike } from './backendLike';
 
 export const LORA_LINEAR = 'QloraLoraLinear';
 export const LORA_LINEAR_4BIT = 'QloraLoraLinear4bit';

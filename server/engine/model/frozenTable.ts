@@ -11,7 +11,7 @@
 // Llama-3.2-1B embedding is 1.05 GB in fp32 - twice that when the head was a second copy.
 import { tf } from '../tf';
 import { float16BitsToFloat32, float32BitsToBfloat16Bits, float32BitsToFloat16Bits } from '../formats/halfFloat';
-import type { WasmBackendLike } from '../kernels/wasmBackend';
+import type { WasmBackendLike } from '../kernels/backendLike';
 
 export type TableDtype = 'bf16' | 'fp16' | 'fp32';
 
@@ -33,6 +33,9 @@ function filledTensor(rows: number, cols: number, fill: (out: Float32Array) => v
   fill(out);
   return tf.tensor2d(out, [rows, cols]);
 }
+
+/** The same bytes as uint32 (one view a call, not one a row). */
+const bitsOf = (out: Float32Array) => new Uint32Array(out.buffer, out.byteOffset, out.length);
 
 let fp16Values: Float32Array | undefined;
 /** All 65,536 float16 values as float32: widening is one lookup. */
@@ -89,14 +92,14 @@ export class FrozenTable {
   rowsToHost(start: number, end: number): Float32Array {
     this.checkRows(start, end);
     const out = new Float32Array((end - start) * this.cols);
-    this.rowsInto(out, start, end);
+    this.rowsInto(out, bitsOf(out), 0, start, end);
     return out;
   }
 
   /** Rows [start, end) as a tensor (end - start, cols). The caller disposes it. */
   rows2d(start: number, end: number): tf.Tensor2D {
     this.checkRows(start, end);
-    return filledTensor(end - start, this.cols, (out) => this.rowsInto(out, start, end));
+    return filledTensor(end - start, this.cols, (out) => this.rowsInto(out, bitsOf(out), 0, start, end));
   }
 
   /** The rows of `ids`, in order, as a tensor (ids.length, cols): an embedding lookup. */
@@ -106,7 +109,8 @@ export class FrozenTable {
       if (!(Number.isInteger(id) && id >= 0 && id < this.rows)) throw new Error(`token id ${id} is outside the vocabulary of ${this.rows}`);
     }
     return filledTensor(ids.length, this.cols, (out) => {
-      for (let r = 0; r < ids.length; r++) this.rowsInto(out.subarray(r * this.cols, (r + 1) * this.cols), ids[r], ids[r] + 1);
+      const bits = bitsOf(out);
+      for (let r = 0; r < ids.length; r++) this.rowsInto(out, bits, r * this.cols, ids[r], ids[r] + 1);
     });
   }
 
@@ -114,22 +118,21 @@ export class FrozenTable {
     if (!(start >= 0 && end <= this.rows && start <= end)) throw new Error(`FrozenTable: rows [${start}, ${end}) outside [0, ${this.rows})`);
   }
 
-  /** Widens rows [start, end) into out (exactly their (end - start) * cols values). */
-  private rowsInto(out: Float32Array, start: number, end: number): void {
-    const n = (end - start) * this.cols;
+  /** Widens rows [start, end) into out from index `at` (their (end - start) * cols values); `bits` is out's bytes as uint32. */
+  private rowsInto(out: Float32Array, bits: Uint32Array, at: number, start: number, end: number): void {
+    const s = start * this.cols, n = (end - start) * this.cols;
     if (this.f32) {
-      out.set(this.f32.subarray(start * this.cols, end * this.cols));
+      out.set(this.f32.subarray(s, s + n), at);
       return;
     }
-    const src = this.bits!.subarray(start * this.cols, end * this.cols);
+    const src = this.bits!;
     if (this.fp16) {
       const t = this.fp16;
-      for (let i = 0; i < n; i++) out[i] = t[src[i]];
+      for (let i = 0; i < n; i++) out[at + i] = t[src[s + i]];
       return;
     }
-    // bf16 is the high half of the float32: written as bits, through a view of out's own bytes.
-    const u = new Uint32Array(out.buffer, out.byteOffset, n);
-    for (let i = 0; i < n; i++) u[i] = src[i] << 16;
+    // bf16 is the high half of the float32: written as bits.
+    for (let i = 0; i < n; i++) bits[at + i] = src[s + i] << 16;
   }
 
   /** The whole table as fp32 (rows, cols): for export and tests, not the training path. */

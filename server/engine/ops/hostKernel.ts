@@ -6,7 +6,7 @@
 import { tf } from '../tf';
 import { activeNativeProvider } from '../kernels/nativeBatchMatMul';
 import type { NativeProvider } from '../kernels/native/ortProvider';
-import type { WasmBackendLike } from '../kernels/wasmBackend';
+import type { CpuBackendLike, WasmBackendLike } from '../kernels/backendLike';
 
 export type HostCompute = (inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[]) => void;
 
@@ -28,11 +28,6 @@ export interface HostKernelSpec {
    * the native form or the JavaScript loop runs.
    */
   wasmSimd?: (inputs: Float32Array[], shapes: number[][], attrs: Record<string, number>, outputs: Float32Array[]) => boolean;
-}
-
-interface CpuBackendLike {
-  data: { get(dataId: tf.DataId): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
 const BACKENDS = ['cpu', 'wasm'] as const;

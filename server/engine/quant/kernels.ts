@@ -16,7 +16,7 @@ import { tf } from '../tf';
 import { levelsOf, nestedMapOf } from './codebooks';
 import { dequantizeBlocksSimd } from '../kernels/wasmDequantize4bit';
 import { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
-import type { WasmBackendLike } from '../kernels/wasmBackend';
+import type { CpuBackendLike, WasmBackendLike } from '../kernels/backendLike';
 
 export { DEQUANTIZE_4BIT, type Dequantize4bitArrays, type Dequantize4bitAttrs, type Dequantize4bitTensors } from './dequantizeOp';
 
@@ -131,12 +131,6 @@ function writeTransposedAnyShape(out: Float32Array, packed: Int32Array, absmax: 
 function outShapeOf(attrs: Dequantize4bitAttrs): [number, number] {
   const [rows, cols] = attrs.shape;
   return attrs.transpose ? [cols, rows] : [rows, cols];
-}
-
-// Only what the kernels use of each backend, so that nothing but ../tf imports TensorFlow.js.
-interface CpuBackendLike {
-  data: { get(dataId: tf.DataId): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
 function attrsOf(attrs: tf.NamedAttrMap | undefined): Dequantize4bitAttrs {

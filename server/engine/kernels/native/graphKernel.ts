@@ -6,7 +6,7 @@
 import { tf } from '../../tf';
 import { activeNativeProvider } from '../nativeBatchMatMul';
 import type { GraphSpec } from './onnxGraph';
-import type { WasmBackendLike } from '../wasmBackend';
+import type { WasmBackendLike } from '../backendLike';
 
 export type ConstantFeed = [Float32Array | BigInt64Array, number[]];
 
