@@ -12,6 +12,8 @@
 // intermediate, allocated and freed by ORT without its arena, is just under 32 MB. From
 // then on the copies reuse heap memory (150 to 250 faults a step), and the heap keeps at
 // most 64 MB free. Elsewhere (macOS, Windows, musl) it is one short-lived allocation.
+// Since runs with large outputs skip those copies (skipOutputCopies.ts), this matters
+// where the binding does not allow that, and for the small outputs that are still copied.
 import { encodeModel, FLOAT, INT64 } from './onnxGraph';
 
 const PRIMER_FLOATS = (31 << 20) / 4; // just under glibc's 32 MB ceiling for the dynamic threshold

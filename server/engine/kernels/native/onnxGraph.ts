@@ -3,7 +3,7 @@
 // in memory (no .onnx files shipped, no `onnx` package). Field numbers are onnx.proto3's.
 
 /** A tensor input or output: element type (ONNX enum: 1 float, 2 uint8, 6 int32, 7 int64) and dims (number or symbolic name). */
-export interface ValueInfo { name: string; elemType: number; dims: (number | string)[] }
+export interface ValueInfo { name: string; elemType: number; dims: (number | string)[]; sequence?: boolean }
 export type Attr = { name: string; f: number } | { name: string; i: number } | { name: string; ints: number[] };
 export interface NodeSpec { opType: string; domain?: string; inputs: string[]; outputs: string[]; attrs?: Attr[] }
 export interface GraphSpec { nodes: NodeSpec[]; inputs: ValueInfo[]; outputs: ValueInfo[] }
@@ -48,12 +48,16 @@ class Writer {
   finish(): Uint8Array { return Uint8Array.from(this.parts); }
 }
 
-function valueInfo(w: Writer, v: ValueInfo): void {
-  w.str(1, v.name).msg(2, (type) => type.msg(1, (tt) => {
+function tensorType(type: Writer, v: ValueInfo): void {
+  type.msg(1, (tt) => {
     tt.int(1, v.elemType).msg(2, (shape) => {
       for (const d of v.dims) shape.msg(1, (dim) => (typeof d === 'number' ? dim.int(1, d) : dim.str(2, d)));
     });
-  }));
+  });
+}
+
+function valueInfo(w: Writer, v: ValueInfo): void {
+  w.str(1, v.name).msg(2, (type) => (v.sequence ? type.msg(4, (seq) => seq.msg(1, (elem) => tensorType(elem, v))) : tensorType(type, v)));
 }
 
 function attribute(w: Writer, a: Attr): void {

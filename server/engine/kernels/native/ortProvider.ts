@@ -9,7 +9,8 @@
 // user's BLAS build. Its public `InferenceSession.run()` is asynchronous, which a tfjs
 // kernel cannot await; the binding underneath has a synchronous `run` (about 7 us per
 // call) that writes into output buffers we pass, so kernels hand it views on the wasm
-// heap and nothing is copied on the way in.
+// heap and nothing is copied on the way in; its copy of every output on the way out is
+// skipped where start-up finds that possible (skipOutputCopies.ts).
 //
 // One session per op kind (rank and transposes), with symbolic dimensions, so a session
 // serves every shape. Intra-op threads = cores; thread spinning is off: with it on, a
@@ -22,6 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, fusedMatMul, type GraphSpec } from './onnxGraph';
 import { primeMalloc } from './mallocPrimer';
+import { probeSkipCopies, runSkippingCopies, SKIP_COPIES_MIN_BYTES, withSkipCopiesOutput } from './skipOutputCopies';
 export type { GraphSpec } from './onnxGraph';
 
 interface OrtTensorCtor { new (type: 'float32' | 'uint8' | 'int64', data: Float32Array | Uint8Array | BigInt64Array, dims: readonly number[]): unknown }
@@ -56,6 +58,8 @@ export interface NativeProvider {
     outputs: Record<string, [Float32Array, readonly number[]]>, opts?: { singleThread?: boolean }): void;
   /** Native calls made so far (for the benchmark's kernels-per-step figure). */
   calls: number;
+  /** Whether runs skip the binding's copies of their outputs (native/skipOutputCopies.ts). */
+  readonly skipsOutputCopies: boolean;
 }
 
 export type StartResult = { ok: true; provider: NativeProvider } | { ok: false; why: string };
@@ -98,13 +102,15 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
     enableCpuMemArena: true,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   });
+  // Decided before any session is built: it changes every graph.
+  const skipMessage = probeSkipCopies(() => new ort.binding.InferenceSession(), Tensor);
   const sessions = new Map<string, OrtSession>();
   const session = (kind: string, graph: () => GraphSpec, threads = provider.threads): OrtSession => {
     const key = `${threads}:${kind}`;
     let s = sessions.get(key);
     if (!s) {
       s = new ort.binding.InferenceSession();
-      const bytes = encodeModel(graph());
+      const bytes = encodeModel(skipMessage ? withSkipCopiesOutput(graph()) : graph());
       s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions(threads));
       sessions.set(key, s);
     }
@@ -112,10 +118,16 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
   };
   const labelOf = (n: number) => `ORT MLAS, ${n} thread${n === 1 ? '' : 's'}`;
   const runOptions = {};
+  const run = (s: OrtSession, feeds: Record<string, unknown>, fetches: Record<string, unknown>, outBytes: number) => {
+    provider.calls++;
+    if (skipMessage && outBytes >= SKIP_COPIES_MIN_BYTES) runSkippingCopies(s, feeds, fetches, skipMessage);
+    else s.run(feeds, fetches, runOptions);
+  };
   const provider = {
     label: labelOf(threads),
     threads,
     calls: 0,
+    skipsOutputCopies: skipMessage !== undefined,
     setThreads(n: number) {
       if (!Number.isInteger(n) || n < 1) throw new Error(`native provider: threads must be a whole number >= 1, got ${n}`);
       provider.threads = n;
@@ -127,18 +139,17 @@ export function startOrtProvider(opts: { threads?: number; packageName?: string 
       const flops = 2 * outShape.reduce((p, d) => p * d, 1) * (transposeA ? aShape[ra - 2] : aShape[ra - 1]);
       const s = session(key, () => matMulGraph(aShape.length, bShape.length, outShape.length, transposeA, transposeB),
         flops < SMALL_PRODUCT_FLOPS ? 1 : provider.threads);
-      provider.calls++;
-      s.run({ a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
-        { y: new Tensor('float32', out, outShape) }, runOptions);
+      run(s, { a: new Tensor('float32', a, aShape), b: new Tensor('float32', b, bShape) },
+        { y: new Tensor('float32', out, outShape) }, out.byteLength);
     },
   } as { -readonly [K in keyof NativeProvider]: NativeProvider[K] };
   provider.runGraph = (key, graph, inputs, outputs, opts) => {
     const s = session(key, graph, opts?.singleThread ? 1 : provider.threads);
-    provider.calls++;
     const feeds: Record<string, unknown> = {}, fetches: Record<string, unknown> = {};
+    let outBytes = 0;
     for (const [n, [d, dims]] of Object.entries(inputs)) feeds[n] = new Tensor(d instanceof Uint8Array ? 'uint8' : d instanceof BigInt64Array ? 'int64' : 'float32', d, dims);
-    for (const [n, [d, dims]] of Object.entries(outputs)) fetches[n] = new Tensor('float32', d, dims);
-    s.run(feeds, fetches, runOptions);
+    for (const [n, [d, dims]] of Object.entries(outputs)) { fetches[n] = new Tensor('float32', d, dims); outBytes += d.byteLength; }
+    run(s, feeds, fetches, outBytes);
   };
   try {
     selfTest(provider);
