@@ -180,8 +180,8 @@ describe('training outlives the editor; runs a person can manage', { skip }, () 
     // Enter is pressed in it once it holds the name, and the Runs view's menu opens it again
     // when it is gone without the name landing. Fill-then-Enter in a fixed order flaked:
     // CI16, the box went inert, then hidden, as the workbench settled after the previous run;
-    // CI18 and CI22, the name was typed and Enter pressed, and the run kept its name (a second
-    // box, from the context menu's item run twice, replaced the first with "demo" in it).
+    // CI18 and CI22, the name was typed and Enter pressed, and the run kept its name (likely,
+    // not seen: a second box, from the context menu's item run twice, replacing the first).
     const box = page.locator('.quick-input-widget', { hasText: `Run ${demoId}` });
     let opened = 0;
     let lastAction = 0;

@@ -229,7 +229,8 @@ export async function pickFromContextMenu(page: Page, row: Locator, entry: strin
   await page.waitForTimeout(150);
   await item.click();
   // Enter only where the menu is still open a second later: checked at once, the menu was
-  // often still closing, and Enter ran its item a second time (a second rename box).
+  // often still closing, and Enter could run its item a second time (the likely cause of a
+  // second rename box, never caught in the act).
   const menu = page.locator('.context-view .monaco-menu');
   if (!(await menu.waitFor({ state: 'hidden', timeout: 1_000 }).then(() => true, () => false))) await page.keyboard.press('Enter');
 }

@@ -8,19 +8,15 @@ import { encodeModel, FLOAT, fusedMatMul, type GraphSpec } from '../../server/en
 import { probeSkipCopies, runSkippingCopies, withSkipCopiesOutput } from '../../server/engine/kernels/native/skipOutputCopies';
 import { startOrtProvider } from '../../server/engine/kernels/native/ortProvider';
 import { Rng } from '../../server/engine/rng';
+import type { OrtBinding, OrtSession as Session, OrtTensorCtor as TensorCtor } from '../../server/engine/kernels/native/ortBinding';
 
-interface Session {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
-}
-type TensorCtor = new (type: 'float32', data: Float32Array, dims: readonly number[]) => unknown;
 
 function binding(): { newSession: () => Session; Tensor: TensorCtor } | undefined {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Tensor } = require('onnxruntime-node') as { Tensor: TensorCtor };
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const ort = require('onnxruntime-node/dist/binding.js') as { binding: { InferenceSession: new () => Session }; initOrt(): void };
+    const ort = require('onnxruntime-node/dist/binding.js') as OrtBinding;
     ort.initOrt();
     return { newSession: () => new ort.binding.InferenceSession(), Tensor };
   } catch {

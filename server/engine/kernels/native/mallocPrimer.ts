@@ -15,17 +15,13 @@
 // Since runs with large outputs skip those copies (skipOutputCopies.ts), this matters
 // where the binding does not allow that, and for the small outputs that are still copied.
 import { encodeModel, FLOAT, INT64 } from './onnxGraph';
+import type { OrtSession, OrtTensorCtor } from './ortBinding';
 
 const PRIMER_FLOATS = (31 << 20) / 4; // just under glibc's 32 MB ceiling for the dynamic threshold
 
-interface Session {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
-}
-type TensorCtor = new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => unknown;
 
 /** Best effort: a failure here changes only speed, so it is swallowed. */
-export function primeMalloc(newSession: () => Session, Tensor: TensorCtor): void {
+export function primeMalloc(newSession: () => OrtSession, Tensor: OrtTensorCtor): void {
   try {
     const s = newSession();
     const bytes = encodeModel({

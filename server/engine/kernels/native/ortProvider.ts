@@ -23,15 +23,10 @@
 import { availableParallelism } from 'node:os';
 import { encodeModel, FLOAT, fusedMatMul, type GraphSpec } from './onnxGraph';
 import { primeMalloc } from './mallocPrimer';
+import type { OrtBinding, OrtSession, OrtTensorCtor } from './ortBinding';
 import { probeSkipCopies, runSkippingCopies, SKIP_COPIES_MIN_BYTES, withSkipCopiesOutput } from './skipOutputCopies';
 export type { GraphSpec } from './onnxGraph';
 
-interface OrtTensorCtor { new (type: 'float32' | 'uint8' | 'int64', data: Float32Array | Uint8Array | BigInt64Array, dims: readonly number[]): unknown }
-interface OrtSession {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
-}
-interface OrtBinding { binding: { InferenceSession: new () => OrtSession }; initOrt(): void }
 
 export interface NativeProvider {
   /** In words, for the backend report: "ORT MLAS, 2 threads". */

@@ -19,17 +19,12 @@
 // Anything else (a later binding that returns sequences, or stops copying) and the
 // provider keeps plain runs. A run that fails for any other reason throws its own message.
 import { encodeModel, FLOAT, type GraphSpec } from './onnxGraph';
+import type { OrtSession, OrtTensorCtor } from './ortBinding';
 
 export const SKIP_COPIES_OUTPUT = 'qloraSkipOutputCopies';
 
 /** Output bytes below which the copy costs less than the error. */
 export const SKIP_COPIES_MIN_BYTES = 128 << 10;
-
-interface Session {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, unknown>;
-}
-type TensorCtor = new (type: 'float32', data: Float32Array, dims: readonly number[]) => unknown;
 
 /** The graph with the empty sequence as an extra output (not fetched, it costs nothing). */
 export function withSkipCopiesOutput(g: GraphSpec): GraphSpec {
@@ -44,7 +39,7 @@ export function withSkipCopiesOutput(g: GraphSpec): GraphSpec {
  * Runs `session` (built from withSkipCopiesOutput) with its outputs preallocated in
  * `fetches`; `message` is what probeSkipCopies() returned.
  */
-export function runSkippingCopies(session: Session, feeds: Record<string, unknown>, fetches: Record<string, unknown>, message: string): void {
+export function runSkippingCopies(session: OrtSession, feeds: Record<string, unknown>, fetches: Record<string, unknown>, message: string): void {
   // The sequence first: the binding stops there.
   const all: Record<string, unknown> = { [SKIP_COPIES_OUTPUT]: null, ...fetches };
   const limit = Error.stackTraceLimit;
@@ -63,7 +58,7 @@ export function runSkippingCopies(session: Session, feeds: Record<string, unknow
  * Whether this binding ends a run at the sequence with the outputs written: the error's
  * exact message if so, undefined if not (then plain runs). Never throws.
  */
-export function probeSkipCopies(newSession: () => Session, Tensor: TensorCtor): string | undefined {
+export function probeSkipCopies(newSession: () => OrtSession, Tensor: OrtTensorCtor): string | undefined {
   try {
     const s = newSession();
     const v = (name: string) => ({ name, elemType: FLOAT, dims: ['n'] });
