@@ -19,7 +19,6 @@ import type { OrtSession, OrtTensorCtor } from './ortBinding';
 
 const PRIMER_FLOATS = (31 << 20) / 4; // just under glibc's 32 MB ceiling for the dynamic threshold
 
-
 /** Best effort: a failure here changes only speed, so it is swallowed. */
 export function primeMalloc(newSession: () => OrtSession, Tensor: OrtTensorCtor): void {
   try {

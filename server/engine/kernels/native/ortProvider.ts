@@ -27,7 +27,6 @@ import type { OrtBinding, OrtSession, OrtTensorCtor } from './ortBinding';
 import { probeSkipCopies, runSkippingCopies, SKIP_COPIES_MIN_BYTES, withSkipCopiesOutput } from './skipOutputCopies';
 export type { GraphSpec } from './onnxGraph';
 
-
 export interface NativeProvider {
   /** In words, for the backend report: "ORT MLAS, 2 threads". */
   readonly label: string;

@@ -26,7 +26,7 @@ export const SKIP_COPIES_OUTPUT = 'qloraSkipOutputCopies';
 /** Output bytes below which the copy costs less than the error. */
 export const SKIP_COPIES_MIN_BYTES = 128 << 10;
 
-/** The graph with the empty sequence as an extra output (not fetched, it costs nothing). */
+/** The graph with the empty sequence as its first output (nothing is computed for it; plain runs do not fetch it). */
 export function withSkipCopiesOutput(g: GraphSpec): GraphSpec {
   return {
     nodes: [{ opType: 'SequenceEmpty', inputs: [], outputs: [SKIP_COPIES_OUTPUT], attrs: [{ name: 'dtype', i: FLOAT }] }, ...g.nodes],
@@ -51,7 +51,6 @@ export function runSkippingCopies(session: OrtSession, feeds: Record<string, unk
   } finally {
     Error.stackTraceLimit = limit;
   }
-  // Returned normally: this binding converted the sequence, and the outputs are written all the same.
 }
 
 /**
